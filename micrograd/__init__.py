@@ -6,5 +6,10 @@ __version__ = "0.1.0"
 # %% auto #0
 __all__ = []
 
-# %% ../nbs/index.ipynb #490abc15
-from .engine import Value, grad_rule
+# %% ../nbs/index.ipynb #8e75da00
+from .engine import Value, grad_rule, numerical_grad
+from .nn import Module, Neuron, Layer, MLP
+from .viz import draw_dot
+from .losses import mse_loss, hinge_loss, bce_with_logits_loss, cross_entropy_loss
+from .optim import SGD, Adam
+from .io import save_model, load_model, read_model

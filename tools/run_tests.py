@@ -132,13 +132,29 @@ def run_notebook_tests(workers=2):
     return passed, failed
 
 
+def check_docs_processing():
+    "The docs build's first step, `nbdev_proc_nbs`, must succeed (it runs import and show_doc cells on their own)"
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp); scratch_copy(tmp)
+        result = subprocess.run([str(Path(sys.executable).parent / 'nbdev_proc_nbs')], cwd=tmp, capture_output=True, text=True)
+    if result.returncode != 0:
+        errors = [l for l in result.stderr.splitlines() if l.startswith('Exception: Error')] or result.stderr.splitlines()[-5:]
+        print("FAILED  docs processing (nbdev_proc_nbs): " + "\n        ".join(errors), flush=True)
+        print("        nbdev runs every cell that mixes imports with other code on its own when it builds the docs:\n"
+              "        put imports in a cell of their own, or make that cell self-contained", flush=True)
+        return False
+    print("ok      docs processing (nbdev_proc_nbs) succeeds", flush=True)
+    return True
+
+
 def main():
     os.chdir(ROOT)
     start = time.time()
     check_export_in_sync()
     check_notebooks_clean()
     passed, failed = run_notebook_tests()
-    print(f"notebook tests took {time.time() - start:.0f} s")
+    if not failed and not check_docs_processing(): failed += 1
+    print(f"checks took {time.time() - start:.0f} s")
     print(f"{passed} passed, {failed} failed")
     if failed or not passed: sys.exit(1)
 
