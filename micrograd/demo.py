@@ -6,7 +6,7 @@
 __all__ = ['moons_loss', 'decayed_lr', 'progress_line', 'MoonsRun', 'train_moons', 'plot_history', 'plot_decision_boundary',
            'main']
 
-# %% ../nbs/07_demo.ipynb #bc0f664b
+# %% ../nbs/07_demo.ipynb #c4e209be
 import math, numbers, random, sys, time
 from pathlib import Path
 from typing import NamedTuple
@@ -18,7 +18,7 @@ from .optim import SGD
 from .data import make_moons
 from .io import save_model
 
-# %% ../nbs/07_demo.ipynb #5fbebfa7
+# %% ../nbs/07_demo.ipynb #c5be76c4
 def moons_loss(model, # maps a point `[x1, x2]` to a score `Value`
                X, # points, a list of `[x1, x2]`
                y, # labels in {-1, +1}
@@ -31,12 +31,12 @@ def moons_loss(model, # maps a point `[x1, x2]` to a score `Value`
     accuracy = sum((s.data > 0) == (label > 0) for s, label in zip(scores, y)) / len(y)
     return loss, accuracy
 
-# %% ../nbs/07_demo.ipynb #d8e03aa1
+# %% ../nbs/07_demo.ipynb #1c62e605
 def decayed_lr(k, steps, start=1.0, end=0.1):
     "Learning rate at step `k` of `steps`, falling linearly from `start` towards `end`"
     return start - (start - end) * k / steps
 
-# %% ../nbs/07_demo.ipynb #851bd965
+# %% ../nbs/07_demo.ipynb #57bad5fb
 def progress_line(k, # steps done
                   total, # steps in all
                   width=30, # characters in the bar
@@ -47,7 +47,7 @@ def progress_line(k, # steps done
     numbers_ = ' '.join(f'{name} {value:.4f}' for name, value in stats.items())
     return f"[{'#' * filled}{'.' * (width - filled)}] {k}/{total} {numbers_}".rstrip()
 
-# %% ../nbs/07_demo.ipynb #99f91ca9
+# %% ../nbs/07_demo.ipynb #6936cda6
 class MoonsRun(NamedTuple):
     "The result of `train_moons`: the trained model, its data, and the loss and accuracy after each update"
     model: MLP
@@ -56,14 +56,14 @@ class MoonsRun(NamedTuple):
     losses: list
     accuracies: list
 
-# %% ../nbs/07_demo.ipynb #fe01842c
+# %% ../nbs/07_demo.ipynb #13cf4692
 def _check_positive_int(value, name):
     "Raise a clear error unless `value` is an int >= 1"
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
     if value < 1: raise ValueError(f"{name} must be at least 1, got {value}")
 
-# %% ../nbs/07_demo.ipynb #e4296421
+# %% ../nbs/07_demo.ipynb #59476251
 def train_moons(steps=100, # number of SGD steps
                 seed=1, # seed for the data and the initial weights
                 n_samples=100, # number of moons points
@@ -94,7 +94,7 @@ def train_moons(steps=100, # number of SGD steps
     if progress: print(file=sys.stderr)
     return MoonsRun(model, X, y, losses, accuracies)
 
-# %% ../nbs/07_demo.ipynb #6b45a093
+# %% ../nbs/07_demo.ipynb #ce3e62c6
 def _pyplot():
     "matplotlib's pyplot, or an ImportError that says how to get it"
     try: import matplotlib.pyplot as plt
@@ -102,7 +102,7 @@ def _pyplot():
         raise ImportError("the micrograd demo's pictures need matplotlib: pip install matplotlib") from e
     return plt
 
-# %% ../nbs/07_demo.ipynb #879be80a
+# %% ../nbs/07_demo.ipynb #569f7424
 def plot_history(losses, # loss after each update
                  accuracies=None, # accuracy after each update, drawn on a second panel if given
                 ):
@@ -115,7 +115,7 @@ def plot_history(losses, # loss after each update
     fig.tight_layout()
     return fig
 
-# %% ../nbs/07_demo.ipynb #798572a0
+# %% ../nbs/07_demo.ipynb #b0351cb3
 def _grid(X, step, margin):
     "Grid coordinates covering the points `X` plus `margin`, `step` apart"
     def axis(values):
@@ -123,7 +123,7 @@ def _grid(X, step, margin):
         return [low + i * step for i in range(int((high - low) / step) + 2)]
     return axis([p[0] for p in X]), axis([p[1] for p in X])
 
-# %% ../nbs/07_demo.ipynb #e8d35dd0
+# %% ../nbs/07_demo.ipynb #e3851bda
 def plot_decision_boundary(model, # maps a point `[x1, x2]` to a score `Value`
                            X, # points, a list of `[x1, x2]`
                            y, # labels in {-1, +1}
@@ -143,12 +143,19 @@ def plot_decision_boundary(model, # maps a point `[x1, x2]` to a score `Value`
     fig.tight_layout()
     return fig
 
-# %% ../nbs/07_demo.ipynb #d5bd5bd4
+# %% ../nbs/07_demo.ipynb #d22c6349
 def _load_hint(path):
     "The Python line that loads the weights at `path` back into a model"
     return f"from micrograd.io import read_model; model = read_model({str(path)!r})"
 
-# %% ../nbs/07_demo.ipynb #ca110f9b
+# %% ../nbs/07_demo.ipynb #ae5fcad1
+def _option_error(steps, samples, noise):
+    "The message for the first unusable option of `micrograd-demo`, or None if all are fine"
+    if steps < 1: return f"--steps must be at least 1, got {steps}"
+    if samples < 2: return f"--samples must be at least 2 (one point per moon), got {samples}"
+    if not (math.isfinite(noise) and noise >= 0): return f"--noise must be a finite number >= 0, got {noise}"
+
+# %% ../nbs/07_demo.ipynb #c639dc6f
 @call_parse
 def main(steps:int=100, # number of training steps (SGD, learning rate falling from 1.0 to 0.1)
          seed:int=1, # random seed for the data and the initial weights
@@ -158,6 +165,8 @@ def main(steps:int=100, # number of training steps (SGD, learning rate falling f
          quiet:bool=False, # hide the progress bar
         ):
     "Train a micrograd MLP on the two-moons dataset; save its decision boundary, loss curve and weights"
+    error = _option_error(steps, samples, noise)
+    if error: raise SystemExit(f"micrograd-demo: error: {error}")
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)
     run = train_moons(steps, seed=seed, n_samples=samples, noise=noise, progress=not quiet)
