@@ -6,7 +6,7 @@
 __all__ = ['moons_loss', 'decayed_lr', 'progress_line', 'MoonsRun', 'train_moons', 'plot_history', 'plot_decision_boundary',
            'main']
 
-# %% ../nbs/07_demo.ipynb #c4e209be
+# %% ../nbs/07_demo.ipynb #26aa6d66
 import math, numbers, random, sys, time
 from pathlib import Path
 from typing import NamedTuple
@@ -18,7 +18,7 @@ from .optim import SGD
 from .data import make_moons
 from .io import save_model
 
-# %% ../nbs/07_demo.ipynb #c5be76c4
+# %% ../nbs/07_demo.ipynb #e52fb1a7
 def moons_loss(model, # maps a point `[x1, x2]` to a score `Value`
                X, # points, a list of `[x1, x2]`
                y, # labels in {-1, +1}
@@ -31,12 +31,12 @@ def moons_loss(model, # maps a point `[x1, x2]` to a score `Value`
     accuracy = sum((s.data > 0) == (label > 0) for s, label in zip(scores, y)) / len(y)
     return loss, accuracy
 
-# %% ../nbs/07_demo.ipynb #1c62e605
+# %% ../nbs/07_demo.ipynb #30886f5c
 def decayed_lr(k, steps, start=1.0, end=0.1):
     "Learning rate at step `k` of `steps`, falling linearly from `start` towards `end`"
     return start - (start - end) * k / steps
 
-# %% ../nbs/07_demo.ipynb #57bad5fb
+# %% ../nbs/07_demo.ipynb #eb590c6c
 def progress_line(k, # steps done
                   total, # steps in all
                   width=30, # characters in the bar
@@ -44,10 +44,10 @@ def progress_line(k, # steps done
                  ):
     "A text progress bar for `k` of `total` steps, followed by `stats`"
     filled = round(width * k / total) if total else width
-    numbers_ = ' '.join(f'{name} {value:.4f}' for name, value in stats.items())
-    return f"[{'#' * filled}{'.' * (width - filled)}] {k}/{total} {numbers_}".rstrip()
+    shown = ' '.join(f'{name} {value:.4f}' for name, value in stats.items())
+    return f"[{'#' * filled}{'.' * (width - filled)}] {k}/{total} {shown}".rstrip()
 
-# %% ../nbs/07_demo.ipynb #6936cda6
+# %% ../nbs/07_demo.ipynb #be13aa45
 class MoonsRun(NamedTuple):
     "The result of `train_moons`: the trained model, its data, and the loss and accuracy after each update"
     model: MLP
@@ -56,20 +56,20 @@ class MoonsRun(NamedTuple):
     losses: list
     accuracies: list
 
-# %% ../nbs/07_demo.ipynb #13cf4692
+# %% ../nbs/07_demo.ipynb #23f357b3
 def _check_positive_int(value, name):
     "Raise a clear error unless `value` is an int >= 1"
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
     if value < 1: raise ValueError(f"{name} must be at least 1, got {value}")
 
-# %% ../nbs/07_demo.ipynb #59476251
+# %% ../nbs/07_demo.ipynb #fcb7f0e1
 def train_moons(steps=100, # number of SGD steps
                 seed=1, # seed for the data and the initial weights
                 n_samples=100, # number of moons points
                 noise=0.1, # standard deviation of the noise on the points
                 alpha=1e-4, # weight of the L2 penalty
-                progress=True, # show a progress bar on standard error
+                progress=True, # show a progress bar on standard error (only its last line if that is not a terminal)
                ):
     "Train `MLP(2, [16, 16, 1], act='relu')` on the moons with hinge loss and SGD; return a `MoonsRun`"
     _check_positive_int(steps, 'steps')
@@ -80,12 +80,14 @@ def train_moons(steps=100, # number of SGD steps
     random.setstate(state)
     optimizer = SGD(model.parameters(), lr=decayed_lr(0, steps))
     losses, accuracies, start = [], [], time.perf_counter()
+    live = progress and sys.stderr.isatty()
+    redraw = '\r' if live else ''
     for k in range(steps + 1):
         loss, accuracy = moons_loss(model, X, y, alpha)
         losses.append(loss.data); accuracies.append(accuracy)
-        if progress:
+        if live or (progress and k == steps):
             line = progress_line(k, steps, loss=loss.data, accuracy=accuracy)
-            print(f'\r{line} {time.perf_counter() - start:.1f} s', end='', file=sys.stderr, flush=True)
+            print(f"{redraw}{line} {time.perf_counter() - start:.1f} s", end='', file=sys.stderr, flush=True)
         if k == steps: break
         optimizer.zero_grad()
         loss.backward()
@@ -94,7 +96,7 @@ def train_moons(steps=100, # number of SGD steps
     if progress: print(file=sys.stderr)
     return MoonsRun(model, X, y, losses, accuracies)
 
-# %% ../nbs/07_demo.ipynb #ce3e62c6
+# %% ../nbs/07_demo.ipynb #029444fd
 def _pyplot():
     "matplotlib's pyplot, or an ImportError that says how to get it"
     try: import matplotlib.pyplot as plt
@@ -102,7 +104,7 @@ def _pyplot():
         raise ImportError("the micrograd demo's pictures need matplotlib: pip install matplotlib") from e
     return plt
 
-# %% ../nbs/07_demo.ipynb #569f7424
+# %% ../nbs/07_demo.ipynb #4cf51e0e
 def plot_history(losses, # loss after each update
                  accuracies=None, # accuracy after each update, drawn on a second panel if given
                 ):
@@ -115,7 +117,7 @@ def plot_history(losses, # loss after each update
     fig.tight_layout()
     return fig
 
-# %% ../nbs/07_demo.ipynb #b0351cb3
+# %% ../nbs/07_demo.ipynb #17874d0f
 def _grid(X, step, margin):
     "Grid coordinates covering the points `X` plus `margin`, `step` apart"
     def axis(values):
@@ -123,7 +125,7 @@ def _grid(X, step, margin):
         return [low + i * step for i in range(int((high - low) / step) + 2)]
     return axis([p[0] for p in X]), axis([p[1] for p in X])
 
-# %% ../nbs/07_demo.ipynb #e3851bda
+# %% ../nbs/07_demo.ipynb #aeeb6f22
 def plot_decision_boundary(model, # maps a point `[x1, x2]` to a score `Value`
                            X, # points, a list of `[x1, x2]`
                            y, # labels in {-1, +1}
@@ -132,6 +134,7 @@ def plot_decision_boundary(model, # maps a point `[x1, x2]` to a score `Value`
                           ):
     "Plot the sign of `model`'s score over a grid, with the points `X` coloured by `y`; return the `Figure`"
     plt = _pyplot()
+    if not step > 0: raise ValueError(f"step must be a positive grid spacing, got {step}")
     xs, ys = _grid(X, step, margin)
     scores = [[model([a, b]).data for a in xs] for b in ys]
     fig, ax = plt.subplots(figsize=(5.5, 4))
@@ -143,19 +146,19 @@ def plot_decision_boundary(model, # maps a point `[x1, x2]` to a score `Value`
     fig.tight_layout()
     return fig
 
-# %% ../nbs/07_demo.ipynb #d22c6349
+# %% ../nbs/07_demo.ipynb #3e53a9e6
 def _load_hint(path):
     "The Python line that loads the weights at `path` back into a model"
     return f"from micrograd.io import read_model; model = read_model({str(path)!r})"
 
-# %% ../nbs/07_demo.ipynb #ae5fcad1
+# %% ../nbs/07_demo.ipynb #36f77c95
 def _option_error(steps, samples, noise):
     "The message for the first unusable option of `micrograd-demo`, or None if all are fine"
     if steps < 1: return f"--steps must be at least 1, got {steps}"
     if samples < 2: return f"--samples must be at least 2 (one point per moon), got {samples}"
     if not (math.isfinite(noise) and noise >= 0): return f"--noise must be a finite number >= 0, got {noise}"
 
-# %% ../nbs/07_demo.ipynb #c639dc6f
+# %% ../nbs/07_demo.ipynb #8bca0909
 @call_parse
 def main(steps:int=100, # number of training steps (SGD, learning rate falling from 1.0 to 0.1)
          seed:int=1, # random seed for the data and the initial weights
@@ -167,11 +170,11 @@ def main(steps:int=100, # number of training steps (SGD, learning rate falling f
     "Train a micrograd MLP on the two-moons dataset; save its decision boundary, loss curve and weights"
     error = _option_error(steps, samples, noise)
     if error: raise SystemExit(f"micrograd-demo: error: {error}")
+    plt = _pyplot()
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)
     run = train_moons(steps, seed=seed, n_samples=samples, noise=noise, progress=not quiet)
     print(f"after {steps} steps: loss {run.losses[-1]:.4f}, accuracy {run.accuracies[-1]:.1%}")
-    plt = _pyplot()
     paths = folder / 'moons_boundary.png', folder / 'moons_loss.png', folder / 'moons_model.json'
     for fig, path in ((plot_decision_boundary(run.model, run.X, run.y), paths[0]),
                       (plot_history(run.losses, run.accuracies), paths[1])):

@@ -66,11 +66,13 @@ def _as_float(x):
 
 def _two_children(children):
     "`children` (at most two `Value`s) as a (left, right) pair, `None` where missing"
-    if not children: return None, None
+    children = tuple(children)
+    if len(children) == 2 and isinstance(children[0], Value) and isinstance(children[1], Value):
+        return children  # a binary op's output: the common case, checked first because it is hot
     if len(children) > 2: raise ValueError(f"a Value has at most two children, got {len(children)}")
     for child in children:
         if not isinstance(child, Value): raise TypeError(f"children must be Values, got {_describe(child)}")
-    return (children[0], None) if len(children) == 1 else (children[0], children[1])
+    return (children + (None, None))[:2]
 
 # %% ../nbs/00_engine.ipynb #e663833c
 _grad_rules = {}
