@@ -38,7 +38,9 @@ class Value:
     def __init__(self, data, _children=(), _op='', label=''):
         self.data = data if type(data) is float else _as_float(data)
         self.grad = 0.0
-        self._left, self._right = _two_children(_children)
+        if len(_children) == 2 and isinstance(_children[0], Value) and isinstance(_children[1], Value):
+            self._left, self._right = _children  # a binary op's output: the hot path, checked inline
+        else: self._left, self._right = _two_children(_children)
         self._op = _op
         self.label = label
 
@@ -84,15 +86,22 @@ def grad_rule(op):
         return rule
     return register
 
+def _no_rule(out):
+    "Stands in for the rule of an op that has none: says so, and how to add one"
+    raise ValueError(f"no gradient rule for op {out._op!r}: register one with @grad_rule({out._op!r})")
+
 @patch
 def _backward(self:Value):
     "Pass this node's `grad` on to its children, by the rule of its op"
-    if self._left is None: return
-    rule = _grad_rules.get(self._op)
-    if rule is None: raise ValueError(f"no gradient rule for op {self._op!r}: register one with @grad_rule({self._op!r})")
-    rule(self)
+    if self._left is not None: _grad_rules.get(self._op, _no_rule)(self)
 
 # %% ../nbs/00_engine.ipynb #ffa784e2
+def _result(data, op, left, right=None):
+    "The `Value` an op returns: the same node as `Value(data, (left, right), op)`, built without `__init__`'s checks"
+    out = object.__new__(Value)
+    out.data, out.grad, out.label, out._op, out._left, out._right = data, 0.0, '', op, left, right
+    return out
+
 def _lift(x, op):
     "`x` as a `Value`: numbers are wrapped, anything else is a TypeError naming `op`"
     if isinstance(x, Value): return x
@@ -104,7 +113,7 @@ def _lift(x, op):
 def __add__(self:Value, other):
     "`self + other`"
     other = other if isinstance(other, Value) else _lift(other, '+')
-    return Value(self.data + other.data, (self, other), '+')
+    return _result(self.data + other.data, '+', self, other)
 
 @grad_rule('+')
 def _add_backward(out):
@@ -117,7 +126,7 @@ def _add_backward(out):
 def __mul__(self:Value, other):
     "`self * other`"
     other = other if isinstance(other, Value) else _lift(other, '*')
-    return Value(self.data * other.data, (self, other), '*')
+    return _result(self.data * other.data, '*', self, other)
 
 @grad_rule('*')
 def _mul_backward(out):
@@ -146,7 +155,7 @@ def __pow__(self:Value, other):
         raise ValueError(f"negative base {base} with non-integer exponent {exponent}: the result would be complex")
     if base == 0 and exponent < 0:
         raise ZeroDivisionError(f"0.0 cannot be raised to the negative power {exponent}")
-    return Value(_pow(base, exponent), (self, other), '**')
+    return _result(_pow(base, exponent), '**', self, other)
 
 @grad_rule('**')
 def _pow_backward(out):
@@ -190,7 +199,7 @@ def exp(self:Value):
     "e ** self"
     try: data = math.exp(self.data)
     except OverflowError: data = math.inf
-    return Value(data, (self,), 'exp')
+    return _result(data, 'exp', self)
 
 @grad_rule('exp')
 def _exp_backward(out):
@@ -202,7 +211,7 @@ def _exp_backward(out):
 def log(self:Value):
     "Natural logarithm of a positive value"
     if not self.data > 0: raise ValueError(f"log() needs a positive number, got {self.data}")
-    return Value(math.log(self.data), (self,), 'log')
+    return _result(math.log(self.data), 'log', self)
 
 @grad_rule('log')
 def _log_backward(out):
@@ -214,7 +223,7 @@ def _log_backward(out):
 @patch
 def tanh(self:Value):
     "Hyperbolic tangent"
-    return Value(math.tanh(self.data), (self,), 'tanh')
+    return _result(math.tanh(self.data), 'tanh', self)
 
 @grad_rule('tanh')
 def _tanh_backward(out):
@@ -225,7 +234,7 @@ def _tanh_backward(out):
 @patch
 def relu(self:Value):
     "max(0, self)"
-    return Value(self.data if self.data > 0 else 0.0, (self,), 'relu')
+    return _result(self.data if self.data > 0 else 0.0, 'relu', self)
 
 @grad_rule('relu')
 def _relu_backward(out):
@@ -241,7 +250,7 @@ def sigmoid(self:Value):
     else:
         e = math.exp(x)  # exp(-x) would overflow for very negative x
         s = e / (1.0 + e)
-    return Value(s, (self,), 'sigmoid')
+    return _result(s, 'sigmoid', self)
 
 @grad_rule('sigmoid')
 def _sigmoid_backward(out):
@@ -251,17 +260,15 @@ def _sigmoid_backward(out):
 # %% ../nbs/00_engine.ipynb #aa99a93d
 def _topological_order(root):
     "Every node `root` depends on, each after all of its children, without recursion"
-    order, visited, done = [], set(), set()
-    stack = [root]
+    order, visited, stack = [], set(), [root]
     while stack:
-        node = stack[-1]
-        if node in visited:  # its children are all done: it can go in the order
-            stack.pop()
-            if node not in done:
-                done.add(node)
-                order.append(node)
+        node = stack.pop()
+        if node is None:  # the marker: the node below it has all its children in the order
+            order.append(stack.pop())
             continue
+        if node in visited: continue
         visited.add(node)
+        stack += (node, None)
         left, right = node._left, node._right
         if left is not None and left not in visited: stack.append(left)
         if right is not None and right not in visited: stack.append(right)
@@ -277,6 +284,7 @@ def backward(self:Value):
         if node._left is None and node.grad != 0.0: earlier[node] = node.grad
         node.grad = 0.0
     self.grad = 1.0
+    rules = _grad_rules
     for node in reversed(order):
-        if node._left is not None: node._backward()
+        if node._left is not None: rules.get(node._op, _no_rule)(node)
     for leaf, grad in earlier.items(): leaf.grad += grad

@@ -133,10 +133,13 @@ def run_notebook_tests(workers=2):
 
 
 def check_docs_processing():
-    "The docs build's first step, `nbdev_proc_nbs`, must succeed (it runs import and show_doc cells on their own)"
+    "The docs build's first step, nbdev's notebook processing, must succeed (it runs import and show_doc cells on their own)"
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp); scratch_copy(tmp)
-        result = subprocess.run([str(Path(sys.executable).parent / 'nbdev_proc_nbs')], cwd=tmp, capture_output=True, text=True)
+        # nbdev's own processing step; the `nbdev_proc_nbs` command would first try to install Quarto (sudo) and then
+        # `pip install -e` whatever folder it runs in, repointing this environment at a temporary copy
+        process = "from nbdev.serve import proc_nbs; proc_nbs(force=True)"
+        result = subprocess.run([sys.executable, '-c', process], cwd=tmp, capture_output=True, text=True)
     if result.returncode != 0:
         errors = [l for l in result.stderr.splitlines() if l.startswith('Exception: Error')] or result.stderr.splitlines()[-5:]
         print("FAILED  docs processing (nbdev_proc_nbs): " + "\n        ".join(errors), flush=True)
