@@ -128,7 +128,7 @@ def run_notebook_tests(workers=2):
             else:
                 print(f"FAILED  {name}: cells show output when run but have none saved (stale or missing pictures):", flush=True)
                 for m in missing: print(f"          {m}")
-                print("        run `../shared/tools/run-notebooks " + str(name) + "` (or execute it in Jupyter), then `nbdev_clean`, and commit", flush=True)
+                print(f"        run {name} top to bottom (in Jupyter: Restart & Run All) and save it, then `nbdev_clean`, and commit", flush=True)
     return passed, failed
 
 
