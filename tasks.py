@@ -2,8 +2,9 @@
 """The README's quick start: `python3 tasks.py demo` trains the demo network, `python3 tasks.py test` runs every test.
 
 Both first set up what is missing, and only that: a virtual environment in `.venv/`, PyTorch's CPU build
-(pinned, before the dev extras, so pip never pulls the multi-GB CUDA build), micrograd with its dev extras,
-and Graphviz's `dot` program (installed with apt when run as root). Standard library only, Python 3.9+.
+(pinned, from PyTorch's CPU index, before the dev extras, so pip never pulls the multi-GB CUDA build),
+micrograd with its dev extras, and Graphviz's `dot` program (installed with apt when run as root).
+Standard library only, Python 3.9+.
 """
 import hashlib, os, shutil, subprocess, sys
 from pathlib import Path
@@ -13,6 +14,7 @@ VENV = ROOT / '.venv'
 BIN = VENV / ('Scripts' if os.name == 'nt' else 'bin')
 PYTHON = BIN / ('python.exe' if os.name == 'nt' else 'python')
 TORCH = 'torch==2.13.0'
+TORCH_CPU_INDEX = 'https://download.pytorch.org/whl/cpu'
 STAMP = VENV / '.micrograd-setup'
 
 
@@ -71,14 +73,23 @@ def setup_fingerprint():
     return hashlib.sha256((TORCH + text).encode()).hexdigest()
 
 
+def install_torch(pip):
+    "PyTorch's CPU build, pinned where it exists for this Python; on Linux never PyPI's CUDA build"
+    if not sys.platform.startswith('linux'): return run(*pip, TORCH)  # macOS and Windows wheels are CPU builds
+    cpu = TORCH + '+cpu'
+    return (run(*pip, cpu)  # a wheel already on this machine or on a configured mirror
+            or run(*pip, '--index-url', TORCH_CPU_INDEX, cpu)
+            or run(*pip, '--index-url', TORCH_CPU_INDEX, 'torch'))  # a Python older than 2.13 supports
+
+
 def ensure_packages():
     if STAMP.exists() and STAMP.read_text() == setup_fingerprint(): return
     pip = [PYTHON, '-m', 'pip', 'install', '--disable-pip-version-check']
     if not run(*pip, '--quiet', '--upgrade', 'pip', 'setuptools', 'wheel'): stop("could not upgrade pip in .venv")
     has_torch = subprocess.run([str(PYTHON), '-c', 'import torch'], capture_output=True).returncode == 0
-    if not has_torch and not run(*pip, TORCH):
-        stop(f"could not install {TORCH} (the CPU build). Install a PyTorch build for your machine into .venv\n"
-             f"    ({PYTHON} -m pip install torch), then run this command again.")
+    if not has_torch and not install_torch(pip):
+        stop(f"could not install PyTorch's CPU build. Install a PyTorch build for your machine into .venv\n"
+             f"    ({PYTHON} -m pip install torch --index-url {TORCH_CPU_INDEX}), then run this command again.")
     if not run(*pip, '-e', f"{ROOT}[dev]"): stop("could not install micrograd's dev extras (see pip's message above)")
     STAMP.write_text(setup_fingerprint())
 

@@ -80,10 +80,13 @@ def notebooks():
     return sorted(f.absolute() for f in files if _keep_file(f, '.notest'))
 
 
-def _has_shown_output(outputs):
-    "Did a cell show the reader something? (stderr, e.g. warnings or progress bars, does not count)"
-    return any(o.get('output_type') in ('display_data', 'execute_result')
-               or (o.get('output_type') == 'stream' and o.get('name') == 'stdout') for o in outputs)
+def _shown_kinds(outputs):
+    "What a cell shows the reader: printed text and/or a displayed result (stderr, e.g. warnings, does not count)"
+    kinds = set()
+    for o in outputs:
+        if o.get('output_type') in ('display_data', 'execute_result'): kinds.add('display')
+        elif o.get('output_type') == 'stream' and o.get('name') == 'stdout': kinds.add('printed text')
+    return kinds
 
 
 def test_notebook(fn):
@@ -106,8 +109,9 @@ def test_notebook(fn):
         executed = [c for c in shells[0].cells if c.cell_type == 'code']
         saved = [c for c in read_nb(fn).cells if c.cell_type == 'code']
         for number, (ran, kept) in enumerate(zip(executed, saved), 1):
-            if _has_shown_output(ran.get('outputs', [])) and not kept.get('outputs'):
-                missing.append(f"code cell {number}: {kept.source.strip().splitlines()[-1][:70]}")
+            lost = _shown_kinds(ran.get('outputs', [])) - _shown_kinds(kept.get('outputs', []))
+            if lost:
+                missing.append(f"code cell {number} ({', '.join(sorted(lost))} not saved): {kept.source.strip().splitlines()[-1][:60]}")
     return passed, seconds, missing
 
 
@@ -156,10 +160,10 @@ def main():
     check_export_in_sync()
     check_notebooks_clean()
     passed, failed = run_notebook_tests()
-    if not failed and not check_docs_processing(): failed += 1
+    docs_ok = check_docs_processing() if not failed else True
     print(f"checks took {time.time() - start:.0f} s")
     print(f"{passed} passed, {failed} failed")
-    if failed or not passed: sys.exit(1)
+    if failed or not passed or not docs_ok: sys.exit(1)
 
 
 if __name__ == '__main__': main()
