@@ -6,7 +6,7 @@ __version__ = "0.1.0"
 # %% auto #0
 __all__ = []
 
-# %% ../nbs/index.ipynb #56c8e0e5
+# %% ../nbs/index.ipynb #0c5a1eac
 from .engine import Value, grad_rule, numerical_grad
 from .nn import Module, Neuron, Layer, MLP
 from .viz import draw_dot
