@@ -42,16 +42,20 @@ def run_nbdev(command, cwd):
     if result.returncode != 0: fail(f"{command} itself failed:\n{result.stdout}{result.stderr}")
 
 
+def snapshot(tmp, dest):
+    "Copy what `nbdev_export` writes in `tmp` (the package and pyproject.toml) to `dest`"
+    shutil.copytree(tmp / 'micrograd', dest / 'micrograd', ignore=shutil.ignore_patterns('__pycache__'))
+    if (tmp / 'pyproject.toml').exists(): shutil.copy2(tmp / 'pyproject.toml', dest / 'pyproject.toml')
+
+
 def check_export_in_sync():
     "`nbdev_export` must change nothing: the package is exactly what the notebooks say"
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp); scratch_copy(tmp)
-        before = tmp / 'before'; shutil.copytree(tmp / 'micrograd', before / 'micrograd')
-        shutil.copy2(tmp / 'pyproject.toml', before / 'pyproject.toml') if (tmp / 'pyproject.toml').exists() else None
+        snapshot(tmp, tmp / 'before')
         run_nbdev('nbdev_export', tmp)
-        after = tmp / 'after'; shutil.copytree(tmp / 'micrograd', after / 'micrograd', ignore=shutil.ignore_patterns('__pycache__'))
-        shutil.copy2(tmp / 'pyproject.toml', after / 'pyproject.toml')
-        changed = changed_files(before, after)
+        snapshot(tmp, tmp / 'after')
+        changed = changed_files(tmp / 'before', tmp / 'after')
     if changed:
         fail("the package is out of sync with the notebooks; these files differ from what nbdev_export writes:\n  "
              + "\n  ".join(changed) + "\nEdit the notebooks in nbs/ (not micrograd/*.py), then run `nbdev_export` and commit.")
@@ -90,7 +94,7 @@ def _shown_kinds(outputs):
 
 
 def test_notebook(fn):
-    "Run `fn` exactly as nbdev_test does; also list code cells that show output but have none saved"
+    "Run `fn` exactly as nbdev_test does; also list code cells whose shown output (text, pictures) is not saved"
     import nbdev.test
     from execnb.nbio import read_nb
     from execnb.shell import CaptureShell
