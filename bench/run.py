@@ -258,7 +258,7 @@ def profile_table(res):
     o, g = p['ours'], p['orig']
     rows = [('build the loss graph (forward)', 'forward'),
             ('backward(): all of it', 'backward'),
-            ('   of which the topological order', 'topological_order'),
+            ('   of which the walk: topological order, grads zeroed', 'topological_order'),
             ('free the graph (del, then gc.collect())', 'free')]
     lines = ['| phase of one step (CPU ms, best of a few) | ours | ours, gc off | 0.1.0 | 0.1.0, gc off |',
              '|---|---:|---:|---:|---:|']

@@ -132,7 +132,7 @@ def main():
                 topo = None
                 if SYSTEM == 'ours':
                     import micrograd.engine as engine
-                    topo = getattr(engine, '_topological_order', None)
+                    topo = getattr(engine, '_backward_order', None)  # the walk that orders the nodes and zeroes the grads
                 out = W.profile_step(model, params, cmd['X'], cmd['y'], Value, zero_grad, cmd.get('reps', 3), topo)
             elif kind == 'moons_batched':
                 out = torch_batched_steps(cmd['X'], cmd['y'], cmd['steps'], cmd['seed'])

@@ -96,24 +96,33 @@ def _backward(self:Value):
     if self._left is not None: _grad_rules.get(self._op, _no_rule)(self)
 
 # %% ../nbs/00_engine.ipynb #ffa784e2
+_new = object.__new__  # looked up once: `_new(Value)` is a Value whose slots are still empty
+
 def _result(data, op, left, right=None):
     "The `Value` an op returns: the same node as `Value(data, (left, right), op)`, built without `__init__`'s checks"
-    out = object.__new__(Value)
-    out.data, out.grad, out.label, out._op, out._left, out._right = data, 0.0, '', op, left, right
+    out = _new(Value)
+    out.data, out.grad = data, 0.0
+    out._op, out.label = op, ''
+    out._left, out._right = left, right
     return out
 
-def _lift(x, op):
-    "`x` as a `Value`: numbers are wrapped, anything else is a TypeError naming `op`"
+def _lift(x, op, reflected=False):
+    "`x` as a `Value`: numbers are wrapped, anything else is a TypeError naming `op` (with `x` first if `reflected`)"
     if isinstance(x, Value): return x
     if isinstance(x, numbers.Real): return Value(x)
-    raise TypeError(f"unsupported operand for {op}: Value and {_describe(x)} (use a Value or a real number)")
+    operands = f"{_describe(x)} and Value" if reflected else f"Value and {_describe(x)}"
+    raise TypeError(f"unsupported operand for {op}: {operands} (use a Value or a real number)")
 
 # %% ../nbs/00_engine.ipynb #7d983d2f
 @patch
 def __add__(self:Value, other):
     "`self + other`"
     other = other if isinstance(other, Value) else _lift(other, '+')
-    return _result(self.data + other.data, '+', self, other)
+    out = _new(Value)  # _result(self.data + other.data, '+', self, other), spelled out for speed
+    out.data, out.grad = self.data + other.data, 0.0
+    out._op, out.label = '+', ''
+    out._left, out._right = self, other
+    return out
 
 @grad_rule('+')
 def _add_backward(out):
@@ -126,7 +135,11 @@ def _add_backward(out):
 def __mul__(self:Value, other):
     "`self * other`"
     other = other if isinstance(other, Value) else _lift(other, '*')
-    return _result(self.data * other.data, '*', self, other)
+    out = _new(Value)  # _result(self.data * other.data, '*', self, other), spelled out for speed
+    out.data, out.grad = self.data * other.data, 0.0
+    out._op, out.label = '*', ''
+    out._left, out._right = self, other
+    return out
 
 @grad_rule('*')
 def _mul_backward(out):
@@ -179,19 +192,19 @@ def __truediv__(self:Value, other):
     return self * other ** -1
 
 @patch
-def __radd__(self:Value, other): return _lift(other, '+') + self
+def __radd__(self:Value, other): return _lift(other, '+', reflected=True) + self
 
 @patch
-def __rmul__(self:Value, other): return _lift(other, '*') * self
+def __rmul__(self:Value, other): return _lift(other, '*', reflected=True) * self
 
 @patch
-def __rsub__(self:Value, other): return _lift(other, '-') + (-self)
+def __rsub__(self:Value, other): return _lift(other, '-', reflected=True) + (-self)
 
 @patch
-def __rtruediv__(self:Value, other): return _lift(other, '/') / self
+def __rtruediv__(self:Value, other): return _lift(other, '/', reflected=True) / self
 
 @patch
-def __rpow__(self:Value, other): return _lift(other, '**') ** self
+def __rpow__(self:Value, other): return _lift(other, '**', reflected=True) ** self
 
 # %% ../nbs/00_engine.ipynb #2c6309e9
 @patch
@@ -223,7 +236,11 @@ def _log_backward(out):
 @patch
 def tanh(self:Value):
     "Hyperbolic tangent"
-    return _result(math.tanh(self.data), 'tanh', self)
+    out = _new(Value)  # _result(math.tanh(self.data), 'tanh', self), spelled out for speed
+    out.data, out.grad = math.tanh(self.data), 0.0
+    out._op, out.label = 'tanh', ''
+    out._left, out._right = self, None
+    return out
 
 @grad_rule('tanh')
 def _tanh_backward(out):
@@ -234,7 +251,11 @@ def _tanh_backward(out):
 @patch
 def relu(self:Value):
     "max(0, self)"
-    return _result(self.data if self.data > 0 else 0.0, 'relu', self)
+    out = _new(Value)  # _result(self.data if self.data > 0 else 0.0, 'relu', self), spelled out for speed
+    out.data, out.grad = (self.data if self.data > 0 else 0.0), 0.0
+    out._op, out.label = 'relu', ''
+    out._left, out._right = self, None
+    return out
 
 @grad_rule('relu')
 def _relu_backward(out):
@@ -258,9 +279,9 @@ def _sigmoid_backward(out):
     out._left.grad += out.data * (1.0 - out.data) * out.grad
 
 # %% ../nbs/00_engine.ipynb #aa99a93d
-def _topological_order(root):
-    "Every node `root` depends on, each after all of its children, without recursion"
-    order, visited, stack = [], set(), [root]
+def _backward_order(root):
+    "Nodes with children that `root` depends on, each after its children; leaves' earlier grads. Zeroes every grad"
+    order, earlier, visited, stack = [], {}, set(), [root]
     while stack:
         node = stack.pop()
         if node is None:  # the marker: the node below it has all its children in the order
@@ -268,23 +289,24 @@ def _topological_order(root):
             continue
         if node in visited: continue
         visited.add(node)
-        stack += (node, None)
         left, right = node._left, node._right
-        if left is not None and left not in visited: stack.append(left)
+        if left is None:  # a leaf: no rule to run, but keep its grad from earlier calls
+            if node.grad != 0.0: earlier[node] = node.grad
+            node.grad = 0.0
+            continue
+        node.grad = 0.0
+        stack.append(node)
+        stack.append(None)  # two appends: faster than += (node, None)
+        if left not in visited: stack.append(left)
         if right is not None and right not in visited: stack.append(right)
-    return order
+    return order, earlier
 
 # %% ../nbs/00_engine.ipynb #1e289099
 @patch
 def backward(self:Value):
     "Set `grad` of every node `self` depends on to d(self)/d(node); leaves accumulate, as in PyTorch"
-    order = _topological_order(self)
-    earlier = {}  # leaves' grads from earlier calls, added back at the end
-    for node in order:
-        if node._left is None and node.grad != 0.0: earlier[node] = node.grad
-        node.grad = 0.0
+    order, earlier = _backward_order(self)
     self.grad = 1.0
     rules = _grad_rules
-    for node in reversed(order):
-        if node._left is not None: rules.get(node._op, _no_rule)(node)
+    for node in reversed(order): rules.get(node._op, _no_rule)(node)
     for leaf, grad in earlier.items(): leaf.grad += grad
