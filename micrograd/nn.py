@@ -7,6 +7,7 @@ __all__ = ['Module', 'Neuron', 'Layer', 'MLP']
 
 # %% ../nbs/02_nn.ipynb #786f45f4
 import random, numbers
+from operator import mul
 from .engine import Value, _describe
 
 # %% ../nbs/02_nn.ipynb #9cddc098
@@ -58,7 +59,7 @@ class Neuron(Module):
         return self._forward(x)
 
     def _forward(self, x):
-        out = sum((wi * xi for wi, xi in zip(self.w, x)), self.b)
+        out = sum(map(mul, self.w, x), self.b)
         return out if self._act is None else self._act(out)
 
     def parameters(self): return self.w + [self.b]
