@@ -85,6 +85,16 @@ def median(runs, key):
 
 def log(msg): print(msg, file=sys.stderr, flush=True)
 
+def interleaved(workers, reps, name, command):
+    "Each system's results, repetitions interleaved across systems: `reps[system]` of `command(repetition)`"
+    results = {s: [] for s in SYSTEMS}
+    for rep in range(max(reps[s] for s in SYSTEMS)):
+        for s in SYSTEMS:
+            if rep >= reps[s]: continue
+            log(f"{name}: {s}, repetition {rep + 1}/{reps[s]}")
+            results[s].append(workers[s](**command(rep)))
+    return results
+
 def run(quick=False):
     cfg = config(quick)
     ensure_orig()
@@ -113,25 +123,14 @@ def run(quick=False):
 
         # 2. chain n deep
         n = cfg['chain']['n']
-        chain = {s: [] for s in SYSTEMS}
-        for rep in range(max(cfg['chain'][s] for s in SYSTEMS)):
-            for s in SYSTEMS:
-                if rep >= cfg['chain'][s]: continue
-                log(f"chain {n:,} deep: {s}, repetition {rep + 1}/{cfg['chain'][s]}")
-                chain[s].append(workers[s](workload='chain', n=n))
+        raw['chain'] = interleaved(workers, cfg['chain'], f"chain {n:,} deep", lambda rep: dict(workload='chain', n=n))
         log("chain: deepest backward() micrograd 0.1.0 manages")
-        raw['chain'] = chain
         raw['orig_max_depth'] = workers['orig'](workload='max_depth')
 
         # 3. graph of n nodes; memory measured on the first repetition only (tracemalloc is slow)
         n = cfg['graph']['n']
-        graph = {s: [] for s in SYSTEMS}
-        for rep in range(max(cfg['graph'][s] for s in SYSTEMS)):
-            for s in SYSTEMS:
-                if rep >= cfg['graph'][s]: continue
-                log(f"graph of {n:,} nodes: {s}, repetition {rep + 1}/{cfg['graph'][s]}")
-                graph[s].append(workers[s](workload='graph', n=n, memory=rep == 0))
-        raw['graph'] = graph
+        raw['graph'] = interleaved(workers, cfg['graph'], f"graph of {n:,} nodes",
+                                   lambda rep: dict(workload='graph', n=n, memory=rep == 0))
 
         # 4. draw_dot source: only ours has draw_dot in its package
         n = cfg['draw']['n']
