@@ -31,7 +31,18 @@ def saved(tmp_path):
     return folder, Path(path), Path(path).read_bytes(), model
 
 
+COUNTS = None  # the session's fuzz_counts, set by the autouse fixture below
+
+
+@pytest.fixture(autouse=True)
+def _counts(fuzz_counts):
+    global COUNTS
+    COUNTS = fuzz_counts['io failures']
+
+
 def assert_file_kept(folder, path, old_bytes):
+    COUNTS['old files damaged'] += path.read_bytes() != old_bytes
+    COUNTS['temporary files left'] += len([p for p in folder.iterdir() if p.name != path.name])
     assert path.read_bytes() == old_bytes, f"the old file changed: {path.read_bytes()[:120]!r}"
     assert sorted(p.name for p in folder.iterdir()) == [path.name], f"left behind: {sorted(p.name for p in folder.iterdir())}"
 
@@ -148,6 +159,7 @@ def test_a_save_past_a_file_size_limit_keeps_the_old_file(saved, ignore_signal, 
     result = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=120, env=child_env)
     fuzz_counts['io failures']['saves past a 4 KB limit'] += 1
     assert 'saved' not in result.stdout, "a 25 KB save succeeded under a 4 KB file-size limit?"
+    COUNTS['old files damaged'] += path.read_bytes() != old
     assert path.read_bytes() == old, f"the old file changed: now {len(path.read_bytes())} bytes"
     if ignore_signal:  # the process lived on: it must have cleaned up and said why
         assert result.stdout.startswith('error'), result.stdout + result.stderr
@@ -296,6 +308,7 @@ def test_a_bad_file_does_not_change_the_model(case, tmp_path, fuzz_counts):
     before = snapshot(model)
     fuzz_counts['io failures']['bad files loaded'] += 1
     with pytest.raises(BaseException) as raised: load_model(model, path)
+    fuzz_counts['io failures']['models changed by a failed load'] += snapshot(model) != before
     assert snapshot(model) == before, "load_model changed the model's parameters, then failed"
     assert_typed_error(raised.value, 'load_model', path)
 
