@@ -27,7 +27,7 @@ def assert_one_line_error(result, status, *names):
     assert result.returncode in ((status,) if isinstance(status, int) else status), \
         f"exit status {result.returncode}, expected {status}; stderr: {result.stderr[-1000:]}"
     assert len(lines) == 1, f"{len(lines)} lines on stderr, expected one:\n{result.stderr[-2000:]}"
-    for name in names: assert name in lines[0], f"the error does not name {name!r}: {lines[0]}"
+    for name in names: assert name.lstrip('-') in lines[0], f"the error does not name {name!r}: {lines[0]}"
 
 
 BAD_USAGE = {

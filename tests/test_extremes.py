@@ -84,9 +84,11 @@ def torch_result(op, form, a, b):
     elif form == 'same':
         t = tensor(a); out = BINARY[op](t, t); ts = [t]
     else:
-        ta = tensor(a) if form in ('vv', 'vc') else a
+        # a number operand on the left is a constant tensor: torch computes `number / t` as `t.reciprocal() * number`,
+        # which gives nan for 0.0 / 5e-324; torch.div, like micrograd, divides
+        ta = tensor(a) if form in ('vv', 'vc') else torch.tensor(a, dtype=torch.float64)
         tb = tensor(b) if form in ('vv', 'cv') else b
-        out = BINARY[op](ta, tb); ts = [t for t in (ta, tb) if isinstance(t, torch.Tensor)]
+        out = BINARY[op](ta, tb); ts = [t for t in (ta, tb) if isinstance(t, torch.Tensor) and t.requires_grad]
     out.backward()
     return out.item(), [0.0 if t.grad is None else t.grad.item() for t in ts]
 
