@@ -7,7 +7,7 @@ Loads: corrupt, truncated, binary, huge-declared, deeply nested, wrong-shape fil
 keys, non-finite and 401-digit numbers. `load_model` and `read_model` must raise a typed error that names the
 function and the file, and leave the model's parameters unchanged.
 """
-import errno, io, json, math, os, random, subprocess, sys, textwrap
+import errno, io, json, math, os, random, subprocess, sys, tempfile
 from pathlib import Path
 import pytest
 from micrograd.nn import MLP, Layer, Neuron
@@ -206,7 +206,9 @@ def test_a_save_replaces_the_old_file_whole(saved):
 # ---------------------------------------------------------------- loads that fail
 
 def good_state():
-    return json.loads(save_model(make_model(1), Path(os.environ.get('TMPDIR', '/tmp')) / f'fuzz-good-{os.getpid()}.json').read_text())
+    "The JSON of a good file, as a dict"
+    with tempfile.TemporaryDirectory() as folder:
+        return json.loads(Path(save_model(make_model(1), Path(folder) / 'good.json')).read_text())
 
 
 def state_with(**changes):
