@@ -14,9 +14,9 @@ from .engine import Value, _describe, _need_int
 # %% ../nbs/01_viz.ipynb #937a82a9
 def trace(
     root:Value, # the output; everything it depends on is collected
-) -> tuple: # (nodes, edges): Values breadth-first from `root`, and (child, parent) pairs
+) -> tuple: # (nodes, edges): Values breadth-first from root, and (child, parent) pairs
     "Every `Value` that `root` depends on, nearest first, and the (child, parent) edges between them"
-    if not isinstance(root, Value): raise TypeError(f"trace() takes a Value as root, got {_describe(root)}")
+    if not isinstance(root, Value): raise TypeError(f"trace() needs root to be a Value, got {_describe(root)}")
     nodes, edges, seen = [root], [], {id(root)}
     for node in nodes:  # `nodes` grows while we loop over it: it is the breadth-first queue
         for child in node._prev:
@@ -51,19 +51,19 @@ def _need_choice(value, name, choices, wanted):
     "`value` if it is one of the strings `choices`, else an error naming draw_dot's argument `name`"
     if isinstance(value, str) and value in choices: return value
     error = ValueError if isinstance(value, str) else TypeError
-    raise error(f"draw_dot() takes {wanted} as {name}, got {_describe(value)}")
+    raise error(f"draw_dot() needs {name} to be {wanted}, got {_describe(value)}")
 
 def draw_dot(root:Value, # the output: everything it depends on is drawn
              rankdir:str='LR', # direction: 'LR' (left to right), 'RL', 'TB' (top to bottom) or 'BT'
              format:str='svg', # output format when rendered: 'svg', 'png', 'pdf', ...
              color_grad:bool=False, # fill each value by its gradient: blue > 0, red < 0, darker = larger
-             max_nodes:int=None, # draw only this many Values nearest `root` (breadth-first); None: all
-            ) -> graphviz.Digraph: # a `ValueGraph`: Jupyter shows it, `.source` is its DOT text
+             max_nodes:int=None, # draw only this many Values nearest root (breadth-first); None: all
+            ) -> graphviz.Digraph: # a ValueGraph: Jupyter shows it, its source attribute is the DOT text
     "The computation graph of `root`: a record per `Value` (label, data, grad) and a node per op"
-    if not isinstance(root, Value): raise TypeError(f"draw_dot() takes a Value as root, got {_describe(root)}")
+    if not isinstance(root, Value): raise TypeError(f"draw_dot() needs root to be a Value, got {_describe(root)}")
     _need_choice(rankdir, 'rankdir', _DIRECTIONS, "one of 'LR', 'RL', 'TB' and 'BT'")
     _need_choice(format, 'format', graphviz.FORMATS, "a Graphviz output format such as 'svg', 'png' or 'pdf'")
-    if color_grad not in (True, False): raise TypeError(f"draw_dot() takes True or False as color_grad, got {_describe(color_grad)}")
+    if color_grad not in (True, False): raise TypeError(f"draw_dot() needs color_grad to be True or False, got {_describe(color_grad)}")
     if max_nodes is not None: max_nodes = _need_int(max_nodes, 'max_nodes', 'draw_dot')
     nodes, edges = trace(root)
     shown = nodes if max_nodes is None else nodes[:max_nodes]
