@@ -14,17 +14,18 @@ from .nn import Module, Neuron, Layer, MLP
 # %% ../nbs/06_io.ipynb #3aa3c7a0
 def _architecture(model):
     "A JSON-ready description of `model`'s shape: its class and its constructor arguments"
-    if isinstance(model, MLP):
-        return {'type': 'MLP', 'nin': model.nin, 'nouts': list(model.nouts), 'act': model.act, 'out_act': model.out_act}
-    if isinstance(model, Layer): return {'type': 'Layer', 'nin': model.nin, 'nout': model.nout, 'act': model.act}
-    if isinstance(model, Neuron): return {'type': 'Neuron', 'nin': model.nin, 'act': model.act}
+    m = model
+    if isinstance(m, MLP): return {'type': 'MLP', 'nin': m.nin, 'nouts': list(m.nouts), 'act': m.act, 'out_act': m.out_act}
+    if isinstance(m, Layer): return {'type': 'Layer', 'nin': m.nin, 'nout': m.nout, 'act': m.act}
+    if isinstance(m, Neuron): return {'type': 'Neuron', 'nin': m.nin, 'act': m.act}
     return {'type': type(model).__name__}
 
 # %% ../nbs/06_io.ipynb #076330a4
 def _parameters_of(model, fn):
     "The parameters of `model`, checked to be `Value`s, or a TypeError naming `fn`"
     if not isinstance(model, Module):
-        raise TypeError(f"{fn}() needs model to be a Module (an MLP, Layer, Neuron or your own), got {_describe(model)}")
+        raise TypeError(f"{fn}() needs model to be a Module (an MLP, Layer, Neuron or your own), "
+                        f"got {_describe(model)}")
     params = list(model.parameters())
     for i, p in enumerate(params):
         if not isinstance(p, Value):
@@ -33,7 +34,8 @@ def _parameters_of(model, fn):
 
 def _need_path(path, fn):
     "`path` (a str or a path object) as a `Path`, or an error naming `fn`"
-    if isinstance(path, str) and path == '': raise ValueError(f"{fn}() needs path to be a file path, got an empty string")
+    if isinstance(path, str) and path == '':
+        raise ValueError(f"{fn}() needs path to be a file path, got an empty string")
     if not isinstance(path, (str, os.PathLike)):
         raise TypeError(f"{fn}() needs path to be a file path (a str or a Path), got {_describe(path)}")
     return Path(path)
@@ -43,9 +45,11 @@ def _file_text(model, fn):
     params = _parameters_of(model, fn)
     for i, p in enumerate(params):
         if not math.isfinite(p.data):
-            raise ValueError(f"{fn}() cannot save {model!r}: parameter {i} is {p.data}, and a model file holds finite numbers only")
+            raise ValueError(f"{fn}() cannot save {model!r}: parameter {i} is {p.data}, "
+                             f"and a model file holds finite numbers only")
     numbers = ',\n  '.join(json.dumps(p.data) for p in params)
-    return (f'{{\n "format": "micrograd",\n "version": 1,\n "architecture": {json.dumps(_architecture(model))},\n'
+    return (f'{{\n "format": "micrograd",\n "version": 1,\n'
+            f' "architecture": {json.dumps(_architecture(model))},\n'
             f' "parameters": [\n  {numbers}\n ]\n}}\n')
 
 def save_model(model:Module, # the model whose architecture and parameters are saved
@@ -90,14 +94,16 @@ def _read_json(path, fn):
     path = _need_path(path, fn)
     with open(path, 'rb') as f: data = f.read(_MAX_FILE_BYTES + 1)
     if len(data) > _MAX_FILE_BYTES:
-        raise ValueError(f"{fn}(): {path} is larger than {_MAX_FILE_BYTES:,} bytes, too large to be a micrograd model file")
+        raise ValueError(f"{fn}(): {path} is larger than {_MAX_FILE_BYTES:,} bytes, "
+                         f"too large to be a micrograd model file")
     try: text = data.decode('utf-8')
     except UnicodeDecodeError as e:
         raise ValueError(f"{fn}(): {path} is not a micrograd model file: it is binary, not UTF-8 text "
                          f"(byte {e.start} is {data[e.start]:#04x})") from None
     try: return json.loads(text)
-    except RecursionError: raise ValueError(f"{fn}(): {path} is not a micrograd model file: its JSON is nested too deeply") from None
-    except ValueError as e: raise ValueError(f"{fn}(): {path} is not a micrograd model file: it is not valid JSON ({e})") from None
+    except RecursionError: problem = "its JSON is nested too deeply"
+    except ValueError as e: problem = f"it is not valid JSON ({e})"
+    raise ValueError(f"{fn}(): {path} is not a micrograd model file: {problem}")
 
 # %% ../nbs/06_io.ipynb #73884079
 def _parameter(x, i, path, fn):
@@ -107,26 +113,30 @@ def _parameter(x, i, path, fn):
         try: x = float(x)
         except OverflowError: problem = f"is an integer of {len(str(abs(x)))} digits, too large for a float"
         else: problem = None if math.isfinite(x) else f"is {x}"
-    if problem: raise ValueError(f"{fn}(): {path} is damaged: parameter {i} {problem}; a model's parameters are finite numbers")
+    if problem:
+        raise ValueError(f"{fn}(): {path} is damaged: parameter {i} {problem}; a model's parameters are finite numbers")
     return x
 
 def _read_model_file(path, fn):
-    "The architecture (a dict with a 'type') and the parameters (finite floats) saved in the file `path`, checked"
+    "The architecture (a dict with a 'type') and the parameters (finite floats) in the file `path`, checked"
     state = _read_json(path, fn)
     if not isinstance(state, dict) or state.get('format') != 'micrograd':
         raise ValueError(f"{fn}(): {path} is not a micrograd model file (one written by save_model)")
     if type(state.get('version')) is not int or state['version'] != 1:
-        raise ValueError(f"{fn}(): {path} has format version {state.get('version')!r}; this micrograd reads version 1")
+        raise ValueError(f"{fn}(): {path} has format version {state.get('version')!r}; "
+                         f"this micrograd reads version 1")
     arch, params = state.get('architecture'), state.get('parameters')
     if not isinstance(arch, dict) or not isinstance(arch.get('type'), str):
-        raise ValueError(f"{fn}(): {path} is damaged: 'architecture' must be an object with a 'type', got {_describe(arch)}")
+        raise ValueError(f"{fn}(): {path} is damaged: 'architecture' must be an object with a 'type', "
+                         f"got {_describe(arch)}")
     if not isinstance(params, list):
-        raise ValueError(f"{fn}(): {path} is damaged: 'parameters' must be a list of numbers, got {_describe(params)}")
+        raise ValueError(f"{fn}(): {path} is damaged: 'parameters' must be a list of numbers, "
+                         f"got {_describe(params)}")
     return arch, [_parameter(x, i, path, fn) for i, x in enumerate(params)]
 
 # %% ../nbs/06_io.ipynb #13420993
 def _key_problem(arch, keys):
-    "What is wrong with the keys of the saved architecture `arch`, which should be 'type' and `keys`; '' if nothing"
+    "What is wrong with the keys of the saved architecture `arch` (it should have 'type' and `keys`), or ''"
     missing = [k for k in keys if k not in arch]
     extra = [k for k in arch if k != 'type' and k not in keys]
     expected = f"({arch['type']} has {', '.join(map(repr, keys))})" if keys else f"({arch['type']} has none)"
@@ -168,11 +178,13 @@ def _parameter_count(arch, path):
     "How many parameters the checked architecture `arch` declares, by arithmetic (nothing is built)"
     nouts = arch['nouts'] if arch['type'] == 'MLP' else [arch.get('nout', 1)]
     if not isinstance(nouts, list) or not nouts:
-        raise ValueError(f"read_model(): {path} is damaged: nouts must be a non-empty list of layer sizes, got {_describe(nouts)}")
+        raise ValueError(f"read_model(): {path} is damaged: nouts must be a non-empty list of layer sizes, "
+                         f"got {_describe(nouts)}")
     sizes = [arch['nin'], *nouts]
     for size in sizes:
         if type(size) is not int or size < 1:
-            raise ValueError(f"read_model(): {path} is damaged: layer sizes must be whole numbers of at least 1, got {_describe(size)}")
+            raise ValueError(f"read_model(): {path} is damaged: layer sizes must be whole numbers of at least 1, "
+                             f"got {_describe(size)}")
     return sum((m + 1) * n for m, n in zip(sizes, sizes[1:]))
 
 def read_model(path, # a file written by save_model for an MLP, a Layer or a Neuron
@@ -187,7 +199,8 @@ def read_model(path, # a file written by save_model for an MLP, a Layer or a Neu
     if problem: raise ValueError(f"read_model(): {path} is damaged: {problem}")
     count = _parameter_count(arch, path)
     if count != len(saved):
-        raise ValueError(f"read_model(): {path} is damaged: its architecture has {count:,} parameters, but it holds {len(saved):,}")
+        raise ValueError(f"read_model(): {path} is damaged: its architecture has {count:,} parameters, "
+                         f"but it holds {len(saved):,}")
     if count > _MAX_PARAMETERS:
         raise ValueError(f"read_model(): {path} declares a model of {count:,} parameters; "
                          f"read_model builds models of at most {_MAX_PARAMETERS:,}")
@@ -202,8 +215,9 @@ def read_model(path, # a file written by save_model for an MLP, a Layer or a Neu
 def _import_torch(caller):
     "The torch module, or an ImportError that says `caller` needs it and how to install it"
     try: import torch
-    except ImportError: raise ImportError(f"{caller}() needs PyTorch, which is not installed: "
-                                          f"pip install torch (see https://pytorch.org/get-started/locally/)") from None
+    except ImportError:
+        raise ImportError(f"{caller}() needs PyTorch, which is not installed: pip install torch "
+                          f"(see https://pytorch.org/get-started/locally/)") from None
     return torch
 
 def _torch_activations(torch):
@@ -219,7 +233,8 @@ def to_torch(mlp:MLP, # the network to convert
     for layer in mlp.layers:
         linear = torch.nn.Linear(layer.nin, layer.nout, dtype=torch.float64)
         with torch.no_grad():
-            linear.weight.copy_(torch.tensor([[w.data for w in n.w] for n in layer.neurons], dtype=torch.float64))
+            weights = [[w.data for w in neuron.w] for neuron in layer.neurons]
+            linear.weight.copy_(torch.tensor(weights, dtype=torch.float64))
             linear.bias.copy_(torch.tensor([n.b.data for n in layer.neurons], dtype=torch.float64))
         modules.append(linear)
         if layer.act != 'linear': modules.append(_torch_activations(torch)[layer.act]())
@@ -231,33 +246,35 @@ def _layers_of(sequential, torch):
     names = {cls: name for name, cls in _torch_activations(torch).items()}
     layers = []
     for i, module in enumerate(sequential):
+        problem, kind = None, type(module).__name__
         if isinstance(module, torch.nn.Linear):
-            if module.bias is None: raise ValueError(f"from_torch(): module {i} is a Linear without bias, but every micrograd neuron has a bias")
-            if layers and layers[-1][0].out_features != module.in_features:
-                raise ValueError(f"from_torch(): module {i} takes {module.in_features} inputs but the layer before it has {layers[-1][0].out_features} outputs")
-            layers.append([module, 'linear'])
+            if module.bias is None: problem = "is a Linear without bias, but every micrograd neuron has a bias"
+            elif layers and layers[-1][0].out_features != module.in_features:
+                problem = (f"takes {module.in_features} inputs but the layer before it "
+                           f"has {layers[-1][0].out_features} outputs")
+            else: layers.append([module, 'linear'])
         elif isinstance(module, torch.nn.Identity): continue
         elif type(module) in names:
-            if not layers: raise ValueError(f"from_torch(): module {i} ({type(module).__name__}) comes before any Linear layer")
-            if layers[-1][1] != 'linear':
-                raise ValueError(f"from_torch(): module {i} ({type(module).__name__}) is a second activation after one Linear layer")
-            layers[-1][1] = names[type(module)]
-        else:
-            raise ValueError(f"from_torch(): module {i} is {type(module).__name__}: from_torch understands Linear, Tanh, ReLU, Sigmoid and Identity")
+            if not layers: problem = f"({kind}) comes before any Linear layer"
+            elif layers[-1][1] != 'linear': problem = f"({kind}) is a second activation after one Linear layer"
+            else: layers[-1][1] = names[type(module)]
+        else: problem = f"is {kind}: from_torch understands Linear, Tanh, ReLU, Sigmoid and Identity"
+        if problem: raise ValueError(f"from_torch(): module {i} {problem}")
     if not layers: raise ValueError("from_torch(): the Sequential has no Linear layer")
     return layers
 
 def from_torch(sequential, # a torch.nn.Sequential of Linear layers, each followed by at most one activation
               ) -> MLP:
-    "An `MLP` that computes what `sequential` (Linear layers with Tanh, ReLU, Sigmoid or no activation) computes"
+    "An `MLP` that computes what `sequential` (Linear layers, with Tanh, ReLU, Sigmoid or no activation) computes"
     torch = _import_torch('from_torch')
     if not isinstance(sequential, torch.nn.Sequential):
         raise TypeError(f"from_torch() needs sequential to be a torch.nn.Sequential, got {_describe(sequential)}")
     layers = _layers_of(sequential, torch)
     hidden_acts = {act for _, act in layers[:-1]}
     if len(hidden_acts) > 1:
-        raise ValueError(f"from_torch(): the hidden layers have different activations {sorted(hidden_acts)}, but an MLP has one activation for all of them")
-    state = random.getstate()  # the MLP draws random weights that we overwrite: keep the caller's random sequence
+        raise ValueError(f"from_torch(): the hidden layers have different activations {sorted(hidden_acts)}, "
+                         f"but an MLP has one activation for all of them")
+    state = random.getstate()  # the MLP draws random weights, which we overwrite: keep the caller's sequence
     try: mlp = MLP(layers[0][0].in_features, [linear.out_features for linear, _ in layers],
                    act=hidden_acts.pop() if hidden_acts else 'tanh', out_act=layers[-1][1])
     finally: random.setstate(state)

@@ -63,7 +63,8 @@ def draw_dot(root:Value, # the output: everything it depends on is drawn
     if not isinstance(root, Value): raise TypeError(f"draw_dot() needs root to be a Value, got {_describe(root)}")
     _need_choice(rankdir, 'rankdir', _DIRECTIONS, "one of 'LR', 'RL', 'TB' and 'BT'")
     _need_choice(format, 'format', graphviz.FORMATS, "a Graphviz output format such as 'svg', 'png' or 'pdf'")
-    if color_grad not in (True, False): raise TypeError(f"draw_dot() needs color_grad to be True or False, got {_describe(color_grad)}")
+    if color_grad not in (True, False):
+        raise TypeError(f"draw_dot() needs color_grad to be True or False, got {_describe(color_grad)}")
     if max_nodes is not None: max_nodes = _need_int(max_nodes, 'max_nodes', 'draw_dot')
     nodes, edges = trace(root)
     shown = nodes if max_nodes is None else nodes[:max_nodes]
