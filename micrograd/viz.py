@@ -36,7 +36,7 @@ def _quote(text):
 
 def _number(x):
     "`x` with four decimals as the lecture shows it, in exponent form when that would be very long"
-    return f'{x:.4f}' if abs(x) < 1e8 or not math.isfinite(x) else f'{x:.4e}'
+    return f'{x:.4f}' if -1e8 < x < 1e8 else f'{x:.4e}'  # nan and inf print as 'nan' and 'inf' either way'
 
 def _value_label(v):
     "The record label of `v`: its label (if any), data and grad, across the flow of the graph"
