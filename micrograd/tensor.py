@@ -121,7 +121,7 @@ def backward(self:Tensor,
     for node in reversed(order):
         if node.grad is not None: rules[node._op](node)
 
-# %% ../nbs/11_tensor.ipynb #9ea36181
+# %% ../nbs/11_tensor.ipynb #f8860a6f
 def _unbroadcast(grad, shape):
     "`grad` summed over the axes that broadcasting added or stretched, so that it has `shape`"
     if grad.shape == shape: return grad
@@ -132,7 +132,7 @@ def _unbroadcast(grad, shape):
 
 def _accumulate(t, grad):
     "Add `grad`, summed back to the shape of `t`, to `t.grad`: `+=`, never `=`"
-    grad = _unbroadcast(grad, t.data.shape)
+    if grad.shape != t.data.shape: grad = _unbroadcast(grad, t.data.shape)
     if t.grad is None: t.grad = grad if t._prev and type(grad) is np.ndarray else np.array(grad, dtype=np.float64)
     else: t.grad = np.asarray(t.grad + grad)
 
@@ -411,7 +411,7 @@ def draw_tensor(root:Tensor, # the output: everything it depends on is drawn
             graph.edge(f't{number[id(child)]}', f'op{i}')
     return graph
 
-# %% ../nbs/11_tensor.ipynb #b18de32b
+# %% ../nbs/11_tensor.ipynb #baf036a5
 def _targets_like(targets, preds, loss, name):
     "`targets` as an array of the shape of `preds`, or a ValueError naming both shapes"
     t = targets.data if isinstance(targets, Tensor) else _as_array(targets)
@@ -426,7 +426,7 @@ def mse_loss(preds:Tensor, targets):
 def hinge_loss(scores:Tensor, labels):
     "Mean of relu(1 - label * score), for labels -1 or +1"
     y = _targets_like(labels, scores, 'hinge_loss', 'labels')
-    if not np.all(np.abs(y) == 1): raise ValueError(f"hinge_loss labels must be -1 or +1, got {np.unique(y)}")
+    if not (np.abs(y) == 1).all(): raise ValueError(f"hinge_loss labels must be -1 or +1, got {np.unique(y)}")
     return (1.0 - scores * y).relu().mean()
 
 # %% ../nbs/11_tensor.ipynb #df6a651b
