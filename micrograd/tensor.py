@@ -5,14 +5,14 @@
 # %% auto #0
 __all__ = ['Tensor', 'grad_rule', 'draw_tensor', 'mse_loss', 'hinge_loss', 'cross_entropy', 'Linear', 'MLP']
 
-# %% ../nbs/11_tensor.ipynb #2abf0932
+# %% ../nbs/11_tensor.ipynb #437f48ec
 import numbers, random
 import numpy as np
 from fastcore.basics import patch
 from .engine import _describe
 from .nn import Module
 
-# %% ../nbs/11_tensor.ipynb #c689efb1
+# %% ../nbs/11_tensor.ipynb #f09c422d
 class Tensor:
     "An array of float64 numbers that remembers the op and inputs that made it, so gradients can flow back"
     __slots__ = ('data', 'grad', 'requires_grad', 'label', '_op', '_prev', '_ctx', '__weakref__')
@@ -42,20 +42,21 @@ class Tensor:
 
 def _as_array(data):
     "`data` as a new float64 ndarray, or a TypeError that says what it was"
-    if isinstance(data, Tensor): raise TypeError("Tensor() takes numbers or arrays, got a Tensor: use its .data")
+    if isinstance(data, Tensor): raise TypeError("Tensor() takes numbers or arrays, got a Tensor: use t.data")
     try: array = np.array(data)
-    except ValueError: raise TypeError(f"Tensor() takes a rectangular array of numbers, got {_describe(data)}") from None
-    if array.dtype.kind not in 'biuf':
-        raise TypeError(f"Tensor() takes real numbers (a number, nested lists or an ndarray), got {_describe(data)}")
+    except ValueError: array = None  # ragged nested lists
+    if array is None or array.dtype.kind not in 'biuf':  # bool, int, unsigned or float
+        raise TypeError(f"Tensor() takes real numbers (a number, nested lists, an ndarray), "
+                        f"got {_describe(data)}")
     return array.astype(np.float64, copy=False)
 
-# %% ../nbs/11_tensor.ipynb #b67b3db4
+# %% ../nbs/11_tensor.ipynb #b19c79eb
 _new = object.__new__  # `_new(Tensor)` is a Tensor whose slots are still empty
 
 def _result(data, op, inputs, ctx=None):
     "The Tensor an op returns: a node of the graph if an input requires a gradient, else a constant"
     out = _new(Tensor)
-    out.data = data if type(data) is np.ndarray else np.asarray(data, dtype=np.float64)  # numpy returns 0-d results as scalars
+    out.data = data if type(data) is np.ndarray else np.asarray(data, dtype=np.float64)  # 0-d: a scalar
     out.grad, out.label = None, ''
     if inputs[0].requires_grad or (len(inputs) > 1 and inputs[1].requires_grad):
         out.requires_grad, out._op, out._prev, out._ctx = True, op, inputs, ctx
@@ -68,9 +69,10 @@ def _lift(x, op, reflected=False):
     try: return Tensor(x)
     except TypeError:
         operands = f"{_describe(x)} and Tensor" if reflected else f"Tensor and {_describe(x)}"
-        raise TypeError(f"unsupported operand for {op}: {operands} (use a Tensor, a number or an array)") from None
+        raise TypeError(f"unsupported operand for {op}: {operands} (use a Tensor, a number or an array)") \
+            from None
 
-# %% ../nbs/11_tensor.ipynb #e821be43
+# %% ../nbs/11_tensor.ipynb #cf5f9301
 _grad_rules = {}
 
 def grad_rule(op):
@@ -80,7 +82,7 @@ def grad_rule(op):
         return rule
     return register
 
-# %% ../nbs/11_tensor.ipynb #119dc26f
+# %% ../nbs/11_tensor.ipynb #6fd26dbe
 def _backward_order(root):
     "The nodes with inputs that `root` depends on, each after all of its inputs"
     order, visited, stack = [], set(), [root]
@@ -106,13 +108,14 @@ def backward(self:Tensor,
                          "such as Tensor(data, requires_grad=True)")
     if gradient is None:
         if self.data.size != 1:
-            raise ValueError(f"backward() without a gradient needs a one-element tensor, got shape {self.shape}: "
-                             f"reduce it first (e.g. .sum()) or pass a gradient of shape {self.shape}")
+            raise ValueError(f"backward() without a gradient needs a one-element tensor, got shape {self.shape}:"
+                             f" reduce it first (e.g. .sum()) or pass a gradient of shape {self.shape}")
         gradient = np.ones(self.data.shape)
     else:
         gradient = _as_array(gradient.data if isinstance(gradient, Tensor) else gradient)
         if gradient.shape != self.shape:
-            raise ValueError(f"backward() got a gradient of shape {gradient.shape} for a tensor of shape {self.shape}")
+            raise ValueError(f"backward() got a gradient of shape {gradient.shape} for a tensor of shape "
+                             f"{self.shape}")
     if not self._prev: return _accumulate(self, gradient)
     order = _backward_order(self)
     for node in order: node.grad = None
@@ -121,7 +124,7 @@ def backward(self:Tensor,
     for node in reversed(order):
         if node.grad is not None: rules[node._op](node)
 
-# %% ../nbs/11_tensor.ipynb #f8860a6f
+# %% ../nbs/11_tensor.ipynb #4248c0ef
 def _unbroadcast(grad, shape):
     "`grad` summed over the axes that broadcasting added or stretched, so that it has `shape`"
     if grad.shape == shape: return grad
@@ -133,14 +136,16 @@ def _unbroadcast(grad, shape):
 def _accumulate(t, grad):
     "Add `grad`, summed back to the shape of `t`, to `t.grad`: `+=`, never `=`"
     if grad.shape != t.data.shape: grad = _unbroadcast(grad, t.data.shape)
-    if t.grad is None: t.grad = grad if t._prev and type(grad) is np.ndarray else np.array(grad, dtype=np.float64)
+    if t.grad is None:  # the first share; a leaf gets an array of its own
+        t.grad = grad if t._prev and type(grad) is np.ndarray else np.array(grad, dtype=np.float64)
     else: t.grad = np.asarray(t.grad + grad)
 
-# %% ../nbs/11_tensor.ipynb #abcfd216
+# %% ../nbs/11_tensor.ipynb #c8490a3f
 def _binary(ufunc, op, a, b):
     "The node `ufunc(a.data, b.data)`, broadcasting, with tag `op`"
     try: data = ufunc(a.data, b.data)
-    except ValueError: raise ValueError(f"{op} needs shapes that broadcast, got {a.shape} and {b.shape}") from None
+    except ValueError: raise ValueError(f"{op} needs shapes that broadcast, got {a.shape} and {b.shape}") \
+        from None
     return _result(data, op, (a, b))
 
 @patch
@@ -155,7 +160,7 @@ def _add_backward(out):
     if a.requires_grad: _accumulate(a, out.grad)
     if b.requires_grad: _accumulate(b, out.grad)
 
-# %% ../nbs/11_tensor.ipynb #8f0ac658
+# %% ../nbs/11_tensor.ipynb #05591481
 @patch
 def __sub__(self:Tensor, other):
     "`self - other`, elementwise, broadcasting"
@@ -168,6 +173,7 @@ def _sub_backward(out):
     if a.requires_grad: _accumulate(a, out.grad)
     if b.requires_grad: _accumulate(b, -out.grad)
 
+# %% ../nbs/11_tensor.ipynb #a72f02ea
 @patch
 def __mul__(self:Tensor, other):
     "`self * other`, elementwise, broadcasting"
@@ -180,6 +186,7 @@ def _mul_backward(out):
     if a.requires_grad: _accumulate(a, out.grad * b.data)
     if b.requires_grad: _accumulate(b, out.grad * a.data)
 
+# %% ../nbs/11_tensor.ipynb #a8ffb3f4
 @patch
 def __truediv__(self:Tensor, other):
     "`self / other`, elementwise, broadcasting"
@@ -192,7 +199,7 @@ def _div_backward(out):
     if a.requires_grad: _accumulate(a, out.grad / b.data)
     if b.requires_grad: _accumulate(b, -out.grad * out.data / b.data)
 
-# %% ../nbs/11_tensor.ipynb #ba7699a2
+# %% ../nbs/11_tensor.ipynb #759e1841
 @patch
 def __neg__(self:Tensor):
     "`-self`"
@@ -203,6 +210,7 @@ def _neg_backward(out):
     "d(-a)/da = -1"
     _accumulate(out._prev[0], -out.grad)
 
+# %% ../nbs/11_tensor.ipynb #0aee44c2
 @patch
 def __pow__(self:Tensor, k):
     "`self ** k`, elementwise, for a number `k`"
@@ -216,39 +224,39 @@ def _pow_backward(out):
     a, k = out._prev[0], out._ctx
     _accumulate(a, out.grad * k * a.data ** (k - 1))
 
+# %% ../nbs/11_tensor.ipynb #77efa7d5
 @patch
 def __radd__(self:Tensor, other):
     "`other + self`, for a number or an array `other`"
     return _lift(other, '+', reflected=True) + self
 
+# %% ../nbs/11_tensor.ipynb #0112d62f
 @patch
 def __rsub__(self:Tensor, other):
     "`other - self`, for a number or an array `other`"
     return _lift(other, '-', reflected=True) - self
 
+# %% ../nbs/11_tensor.ipynb #79e4410f
 @patch
 def __rmul__(self:Tensor, other):
     "`other * self`, for a number or an array `other`"
     return _lift(other, '*', reflected=True) * self
 
+# %% ../nbs/11_tensor.ipynb #02df1a2b
 @patch
 def __rtruediv__(self:Tensor, other):
     "`other / self`, for a number or an array `other`"
     return _lift(other, '/', reflected=True) / self
 
-# %% ../nbs/11_tensor.ipynb #57c1cda1
+# %% ../nbs/11_tensor.ipynb #83cdba23
 @patch
 def __matmul__(self:Tensor, other):
     "`self @ other`: the matrix product of two 2-D tensors"
     other = other if type(other) is Tensor else _lift(other, '@')
     if self.data.ndim != 2 or other.data.ndim != 2 or self.data.shape[1] != other.data.shape[0]:
-        raise ValueError(f"@ needs two 2-D tensors of shapes (n, k) and (k, m), got {self.shape} and {other.shape}")
+        raise ValueError(f"@ needs two 2-D tensors of shapes (n, k) and (k, m), "
+                         f"got {self.shape} and {other.shape}")
     return _result(self.data @ other.data, '@', (self, other))
-
-@patch
-def __rmatmul__(self:Tensor, other):
-    "`other @ self`, for an array `other`"
-    return _lift(other, '@', reflected=True) @ self
 
 @grad_rule('@')
 def _matmul_backward(out):
@@ -257,7 +265,13 @@ def _matmul_backward(out):
     if a.requires_grad: _accumulate(a, out.grad @ b.data.T)
     if b.requires_grad: _accumulate(b, a.data.T @ out.grad)
 
-# %% ../nbs/11_tensor.ipynb #b6e079bf
+# %% ../nbs/11_tensor.ipynb #d53e0e67
+@patch
+def __rmatmul__(self:Tensor, other):
+    "`other @ self`, for an array `other`"
+    return _lift(other, '@', reflected=True) @ self
+
+# %% ../nbs/11_tensor.ipynb #8a55f094
 @patch
 def exp(self:Tensor):
     "e ** self, elementwise"
@@ -268,6 +282,7 @@ def _exp_backward(out):
     "d(e**x)/dx = e**x, the output itself"
     _accumulate(out._prev[0], out.grad * out.data)
 
+# %% ../nbs/11_tensor.ipynb #1ba912b6
 @patch
 def log(self:Tensor):
     "Natural logarithm, elementwise"
@@ -278,6 +293,7 @@ def _log_backward(out):
     "d(log x)/dx = 1/x"
     _accumulate(out._prev[0], out.grad / out._prev[0].data)
 
+# %% ../nbs/11_tensor.ipynb #69ed8ec9
 @patch
 def tanh(self:Tensor):
     "Hyperbolic tangent, elementwise"
@@ -288,6 +304,7 @@ def _tanh_backward(out):
     "d(tanh x)/dx = 1 - tanh(x)**2"
     _accumulate(out._prev[0], out.grad * (1.0 - out.data * out.data))
 
+# %% ../nbs/11_tensor.ipynb #63b5d64f
 @patch
 def relu(self:Tensor):
     "max(0, self), elementwise"
@@ -298,6 +315,7 @@ def _relu_backward(out):
     "d(relu x)/dx = 1 where x > 0, else 0"
     _accumulate(out._prev[0], out.grad * (out.data > 0))
 
+# %% ../nbs/11_tensor.ipynb #9f7ad44e
 @patch
 def sigmoid(self:Tensor):
     "1 / (1 + e**-self), elementwise, without overflow"
@@ -308,20 +326,13 @@ def _sigmoid_backward(out):
     "d(sigmoid x)/dx = sigmoid(x) * (1 - sigmoid(x))"
     _accumulate(out._prev[0], out.grad * out.data * (1.0 - out.data))
 
-# %% ../nbs/11_tensor.ipynb #8b9f7789
+# %% ../nbs/11_tensor.ipynb #84137b54
 @patch
 def sum(self:Tensor,
         axis=None,         # an axis, a tuple of axes, or None for all
         keepdims=False):   # keep the reduced axes, with size 1
     "Sum over `axis`"
     return _result(self.data.sum(axis=axis, keepdims=keepdims), 'sum', (self,), (axis, keepdims))
-
-@patch
-def mean(self:Tensor,
-         axis=None,        # an axis, a tuple of axes, or None for all
-         keepdims=False):  # keep the reduced axes, with size 1
-    "Mean over `axis`"
-    return _result(self.data.mean(axis=axis, keepdims=keepdims), 'mean', (self,), (axis, keepdims))
 
 def _spread(grad, shape, axis, keepdims):
     "The gradient of a reduction's output, copied back over the reduced axes to `shape`"
@@ -335,19 +346,28 @@ def _sum_backward(out):
     a = out._prev[0]
     _accumulate(a, _spread(out.grad, a.data.shape, *out._ctx))
 
+# %% ../nbs/11_tensor.ipynb #e859649b
+@patch
+def mean(self:Tensor,
+         axis=None,        # an axis, a tuple of axes, or None for all
+         keepdims=False):  # keep the reduced axes, with size 1
+    "Mean over `axis`"
+    return _result(self.data.mean(axis=axis, keepdims=keepdims), 'mean', (self,), (axis, keepdims))
+
 @grad_rule('mean')
 def _mean_backward(out):
     "d(mean x)/dx_i = 1/count for every x_i that was averaged"
     a = out._prev[0]
     _accumulate(a, _spread(out.grad * (out.data.size / a.data.size), a.data.shape, *out._ctx))
 
-# %% ../nbs/11_tensor.ipynb #f0b306e1
+# %% ../nbs/11_tensor.ipynb #80869165
 @patch
 def reshape(self:Tensor, *shape):
     "The same numbers in a new `shape` (given as a tuple or as several ints; -1 means 'the rest')"
     if len(shape) == 1 and isinstance(shape[0], (tuple, list)): shape = tuple(shape[0])
     try: data = self.data.reshape(shape)
-    except (ValueError, TypeError): raise ValueError(f"reshape cannot make shape {self.shape} into {shape}") from None
+    except (ValueError, TypeError):
+        raise ValueError(f"reshape cannot make shape {self.shape} into {shape}") from None
     return _result(data, 'reshape', (self,))
 
 @grad_rule('reshape')
@@ -356,6 +376,7 @@ def _reshape_backward(out):
     a = out._prev[0]
     _accumulate(a, out.grad.reshape(a.data.shape))
 
+# %% ../nbs/11_tensor.ipynb #960099e6
 @patch(as_prop=True)
 def T(self:Tensor):
     "The transpose: axes in reverse order"
@@ -366,11 +387,12 @@ def _transpose_backward(out):
     "The gradient, transposed back"
     _accumulate(out._prev[0], out.grad.T)
 
+# %% ../nbs/11_tensor.ipynb #efc9fa19
 @patch
 def __getitem__(self:Tensor, index):
     "`self[index]`: integers, slices, or integer arrays such as `t[rows, cols]`"
-    if isinstance(index, Tensor) or (isinstance(index, tuple) and any(isinstance(i, Tensor) for i in index)):
-        raise TypeError("index a Tensor with ints, slices or integer arrays, not with a Tensor (use its .data)")
+    if any(isinstance(i, Tensor) for i in (index if isinstance(index, tuple) else (index,))):
+        raise TypeError("index a Tensor with ints, slices or integer arrays, not a Tensor (use its .data)")
     return _result(self.data[index], 'index', (self,), index)
 
 @grad_rule('index')
@@ -381,26 +403,29 @@ def _index_backward(out):
     np.add.at(grad, out._ctx, out.grad)
     _accumulate(a, grad)
 
-# %% ../nbs/11_tensor.ipynb #c114e2b8
+# %% ../nbs/11_tensor.ipynb #011e896d
 from .viz import ValueGraph
 
-# %% ../nbs/11_tensor.ipynb #4a09995f
+# %% ../nbs/11_tensor.ipynb #234ca16e
+_RECORD_SAFE = str.maketrans({'|': '/', '{': '(', '}': ')', '"': "'", '<': '(', '>': ')'})
+
 def _tensor_label(t):
     "The record label of `t`: its label, its shape, and its numbers when it holds just one"
     fields = [str(t.label)] if t.label else []
     fields.append(f"shape {t.shape}" if t.data.size != 1 else f"data {t.item():.4f}")
-    if t.grad is not None and t.data.size == 1: fields.append(f"grad {float(np.asarray(t.grad).item()):.4f}")
-    return ' | '.join(f.replace('|', '/').replace('{', '(').replace('}', ')').replace('"', "'") for f in fields)
+    if t.grad is not None and t.data.size == 1: fields.append(f"grad {np.asarray(t.grad).item():.4f}")
+    return ' | '.join(f.translate(_RECORD_SAFE) for f in fields)
 
 def draw_tensor(root:Tensor, # the output: everything it depends on is drawn
                 rankdir:str='TB', # direction: 'TB' (top to bottom) or 'LR' (left to right)
                 format:str='svg', # output format when rendered
                ) -> ValueGraph:
-    "The computation graph of `root`: a record per `Tensor` (label, shape) and a node per op, as `draw_dot` draws `Value`s"
+    "The computation graph of `root`: a record per `Tensor` (label, shape) and a node per op"
     nodes, number = [root], {id(root): 0}
     graph = ValueGraph(format=format, graph_attr={'rankdir': rankdir})
     for i, t in enumerate(nodes):  # `nodes` grows as we go: a breadth-first walk
-        graph.node(f't{i}', '{ ' + _tensor_label(t) + ' }' if rankdir in ('LR', 'RL') else _tensor_label(t), shape='record')
+        label = _tensor_label(t)
+        graph.node(f't{i}', '{ ' + label + ' }' if rankdir in ('LR', 'RL') else label, shape='record')
         if not t._prev: continue
         graph.node(f'op{i}', t._op)
         graph.edge(f'op{i}', f't{i}')
@@ -411,7 +436,7 @@ def draw_tensor(root:Tensor, # the output: everything it depends on is drawn
             graph.edge(f't{number[id(child)]}', f'op{i}')
     return graph
 
-# %% ../nbs/11_tensor.ipynb #baf036a5
+# %% ../nbs/11_tensor.ipynb #e71ddf82
 def _targets_like(targets, preds, loss, name):
     "`targets` as an array of the shape of `preds`, or a ValueError naming both shapes"
     t = targets.data if isinstance(targets, Tensor) else _as_array(targets)
@@ -429,18 +454,19 @@ def hinge_loss(scores:Tensor, labels):
     if not (np.abs(y) == 1).all(): raise ValueError(f"hinge_loss labels must be -1 or +1, got {np.unique(y)}")
     return (1.0 - scores * y).relu().mean()
 
-# %% ../nbs/11_tensor.ipynb #df6a651b
+# %% ../nbs/11_tensor.ipynb #6b6811c5
 def cross_entropy(logits:Tensor, # (n, classes): one row of scores per sample
                   targets):      # (n,): the right class of each sample, integers
     "Mean softmax cross-entropy of `logits` against the class indices `targets`, without overflow"
     targets = np.asarray(targets.data if isinstance(targets, Tensor) else targets)
     if logits.data.ndim != 2 or targets.shape != logits.shape[:1]:
-        raise ValueError(f"cross_entropy takes logits (n, classes) and n integer targets, got shapes {logits.shape} and {targets.shape}")
+        raise ValueError(f"cross_entropy takes logits (n, classes) and n integer targets, "
+                         f"got shapes {logits.shape} and {targets.shape}")
     shifted = logits - logits.data.max(axis=1, keepdims=True)
     log_total = shifted.exp().sum(axis=1).log()
     return (log_total - shifted[np.arange(len(targets)), targets.astype(int)]).mean()
 
-# %% ../nbs/11_tensor.ipynb #47e2ee76
+# %% ../nbs/11_tensor.ipynb #f89c9d51
 _activations = {'tanh': Tensor.tanh, 'relu': Tensor.relu, 'sigmoid': Tensor.sigmoid, 'linear': None}
 
 def _activation(act):
@@ -450,8 +476,9 @@ def _activation(act):
 
 def _size(n, name):
     "`n` if it is a positive integer, else an error naming the argument `name`"
-    if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 1:
-        raise (ValueError if isinstance(n, numbers.Integral) else TypeError)(f"{name} must be a positive integer, got {_describe(n)}")
+    if isinstance(n, bool) or not isinstance(n, numbers.Integral):
+        raise TypeError(f"{name} must be a positive integer, got {_describe(n)}")
+    if n < 1: raise ValueError(f"{name} must be a positive integer, got {n}")
     return int(n)
 
 class Linear(Module):
@@ -478,7 +505,7 @@ class Linear(Module):
 
     def __repr__(self): return f"Linear({self.nin} -> {self.nout})"
 
-# %% ../nbs/11_tensor.ipynb #5bf25a80
+# %% ../nbs/11_tensor.ipynb #c2ff7891
 class MLP(Module):
     "A multi-layer perceptron on batches: `nin` inputs, then one `Linear` layer per size in `nouts`"
     def __init__(self,
@@ -487,7 +514,7 @@ class MLP(Module):
                  act='tanh',          # activation of the hidden layers
                  out_act='linear'):   # activation of the output layer
         if not isinstance(nouts, (list, tuple)) or not nouts:
-            raise TypeError(f"nouts must be a non-empty list of layer sizes such as [16, 16, 1], got {_describe(nouts)}")
+            raise TypeError(f"nouts must be a non-empty list of sizes like [16, 16, 1], got {_describe(nouts)}")
         self._acts = [_activation(act)] * (len(nouts) - 1) + [_activation(out_act)]
         self.nin, self.nouts, self.act, self.out_act = _size(nin, 'nin'), list(nouts), act, out_act
         sizes = [self.nin] + [_size(n, 'every size in nouts') for n in nouts]
@@ -507,4 +534,5 @@ class MLP(Module):
 
     zero_grad = Linear.zero_grad
 
-    def __repr__(self): return f"MLP({self.nin} -> {self.nouts}, act={self.act!r}, out_act={self.out_act!r})"
+    def __repr__(self):
+        return f"MLP({self.nin} -> {self.nouts}, act={self.act!r}, out_act={self.out_act!r})"
