@@ -19,13 +19,13 @@ BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
 SYSTEMS = ('tensor', 'tensor1', 'torch', 'torch1')  # default threads, and one thread
 TORCH = ('torch', 'torch1')
-WORKLOADS = (  # name, points, hidden width, steps per repetition (at most: a repetition stops after BUDGET seconds)
-    ('moons step: 100 points, 2-16-16-1', 100, 16, 200),
-    ('10,000 points, 2-16-16-1', 10_000, 16, 20),
-    ('100 points, 2-256-256-1', 100, 256, 50),
-    ('10,000 points, 2-256-256-1', 10_000, 256, 3),
+WORKLOADS = (  # name, points, hidden width, repetitions, steps per repetition (at most: see BUDGET)
+    ('moons step: 100 points, 2-16-16-1', 100, 16, 15, 200),
+    ('10,000 points, 2-16-16-1', 10_000, 16, 7, 20),
+    ('100 points, 2-256-256-1', 100, 256, 7, 50),
+    ('10,000 points, 2-256-256-1', 10_000, 256, 5, 3),
 )
-BUDGET = 0.4  # seconds per repetition: a thread pool fighting a loaded machine can make a step 100x slower
+BUDGET = 0.3  # seconds per repetition: a thread pool fighting a loaded machine can make a step 100x slower
 TARGET, AIM = 1.5, 2.0
 UNSET = ('OPENBLAS_CORETYPE', 'OPENBLAS_L2_SIZE')
 
@@ -100,7 +100,9 @@ def worker(system):
         if system == 'torch1': torch.set_num_threads(1)
         make, version = torch_stepper, f"torch {torch.__version__}"
         import re
-        blas = re.findall(r'(?:BLAS_INFO|LAPACK_INFO|USE_MKLDNN)=\w+', torch.__config__.show())
+        config = torch.__config__.show()
+        blas = re.findall(r'BLAS_INFO=\w+', config) + re.findall(r'Math Kernel Library Version [\d.]+', config)
+        blas.append(f"CPU capability {torch.backends.cpu.get_cpu_capability()}")
     else:
         import numpy as np
         make, version, blas = tensor_stepper, f"numpy {np.__version__}", []
@@ -156,22 +158,24 @@ class Worker:
         self.proc.wait()
 
 def run(quick):
-    reps = 3 if quick else 15
-    workloads = [(name, n, w, max(1, steps // 10) if quick else steps) for name, n, w, steps in WORKLOADS]
+    workloads = [(name, n, w, min(reps, 3) if quick else reps, max(1, steps // 10) if quick else steps)
+                 for name, n, w, reps, steps in WORKLOADS]
     load_before, t_start = os.getloadavg()[0], time.perf_counter()
     workers = {s: Worker(s) for s in SYSTEMS}
     raw = {name: {s: [] for s in SYSTEMS} for name, *_ in workloads}
+    most = max(w[3] for w in workloads)
     try:
-        for rep in range(reps):
-            print(f"repetition {rep + 1}/{reps}", file=sys.stderr, flush=True)
-            for name, n, width, steps in workloads:
+        for rep in range(most):
+            print(f"repetition {rep + 1}/{most}", file=sys.stderr, flush=True)
+            for name, n, width, reps, steps in workloads:
+                if rep >= reps: continue
                 for s in SYSTEMS: raw[name][s].append(workers[s](n=n, width=width, steps=steps))
     finally:
         for w in workers.values(): w.close()
     infos = {s: dict(workers[s].info, blas=raw[workloads[0][0]][s][-1]['blas'],
                      torch_imported=raw[workloads[0][0]][s][-1]['torch_imported']) for s in SYSTEMS}
     assert not any(infos[s]['torch_imported'] for s in SYSTEMS if s not in TORCH), "a Tensor worker imported torch"
-    return dict(mode='quick' if quick else 'full', reps=reps, workloads=workloads, raw=raw, systems=infos,
+    return dict(mode='quick' if quick else 'full', workloads=workloads, raw=raw, systems=infos,
                 machine=machine(load_before), run_seconds=time.perf_counter() - t_start)
 
 def machine(load_before):
@@ -190,7 +194,7 @@ def machine(load_before):
 def summarize(res):
     "Medians per workload and system, the ratio to the faster torch, and the target"
     rows = []
-    for name, n, width, steps in res['workloads']:
+    for name, n, width, reps, steps in res['workloads']:
         runs = res['raw'][name]
         med = {s: statistics.median(r['ms'] for r in runs[s]) for s in SYSTEMS}
         best_torch, best_tensor = min(med['torch'], med['torch1']), min(med['tensor'], med['tensor1'])
@@ -198,7 +202,7 @@ def summarize(res):
         pairs = [min(a['ms'], b['ms']) / min(t['ms'], u['ms'])
                  for t, u, a, b in zip(runs['tensor'], runs['tensor1'], runs['torch'], runs['torch1'])]
         steps_done = {s: statistics.median(r['steps'] for r in runs[s]) for s in SYSTEMS}
-        rows.append(dict(name=name, n=n, width=width, steps=steps, steps_done=steps_done, ms=med,
+        rows.append(dict(name=name, n=n, width=width, reps=reps, steps=steps, steps_done=steps_done, ms=med,
                          speedup=best_torch / best_tensor,
                          rounds=dict(median=statistics.median(pairs), low=min(pairs), high=max(pairs)),
                          same_first_loss=max(abs(first[s] - first['tensor']) for s in SYSTEMS) < 1e-9,
@@ -230,8 +234,9 @@ def report(res):
         words = f"{ratio:.2f}x faster" if ratio >= 1 else f"{1 / ratio:.2f}x slower"
         lines.append(f"| {r['name']} | " + ' | '.join(fmt(r['ms'][s]) for s in SYSTEMS) + f" | {words} |")
     notes = [
-        f"Medians of {res['reps']} interleaved repetitions per system, each system in its own process ({res['mode']} run); "
-        f"steps per repetition: up to " + ', '.join(f"{r['steps']}" for r in rows) + f" (or {BUDGET} s).",
+        f"Medians of interleaved repetitions, each system in its own process ({res['mode']} run); repetitions x "
+        f"steps per workload: " + ', '.join(f"{r['reps']} x {r['steps']}" for r in rows)
+        + f" (a repetition stops early after {BUDGET} s).",
         "'1 thread': numpy's OpenBLAS limited by OPENBLAS_NUM_THREADS=1, torch by torch.set_num_threads(1). "
         "On a machine shared with other work, a thread pool that waits for a busy core can make a step many "
         "times slower; the last column compares the faster configuration of each.",
@@ -243,15 +248,18 @@ def report(res):
         f"BLAS: Tensor process: {blas_line(res['systems']['tensor'])} (1 thread: {blas_line(res['systems']['tensor1'])}). "
         f"torch process: {blas_line(res['systems']['torch'])}; torch's own build: "
         + (', '.join(res['systems']['torch']['build']) or 'not reported')
-        + " (its matrix products use that, not the OpenBLAS it shares with numpy in this process).",
+        + " (torch's matrix products use its MKL, not the OpenBLAS it loads with numpy).",
+        "PyTorch is faster " + (' and '.join(f"at {r['name']} ({1 / r['speedup']:.2f}x)" for r in rows if r['speedup'] < 1)
+                                or 'at none of these sizes in this run') + ".",
         "Worker environment: " + ', '.join(f"{k} {'unset' if v is None else repr(v)}"
                                             for k, v in res['systems']['tensor']['env'].items()) + ".",
-        "Why Tensor wins small and loses big: a step is about 35 array operations forward and as many backward. At "
-        "100 points each operation moves a few hundred numbers, so the fixed cost per operation decides, and a numpy "
-        "call plus a Python gradient rule costs less than a PyTorch op with its dispatcher and autograd bookkeeping. "
-        "At 10,000 points or 256-wide layers the arithmetic decides: PyTorch fuses work that numpy does in separate "
-        "passes with temporary arrays (the bias add inside the matrix product, relu's backward in one kernel), reuses "
-        "memory through its caching allocator, and spreads elementwise loops over threads.",
+        "Why: a step is about 35 array operations forward and a gradient rule for each backward. At 100 points, 16 wide, each "
+        "operation moves a few hundred numbers, so the fixed cost per operation decides, and a numpy call plus a "
+        "Python gradient rule costs less than a PyTorch op with its dispatcher and autograd bookkeeping. With "
+        "10,000 points or 256-wide layers the arithmetic decides: PyTorch fuses work that numpy does in separate "
+        "passes over temporary arrays (the bias add inside the matrix product, relu's backward in one kernel), "
+        "reuses memory through its caching allocator, and can spread loops over threads; when the large matrix "
+        "products dominate (10,000 x 256), the race is between the two BLAS libraries.",
     ]
     machine_line = (f"{m['cpu']}, {m['cores']} cores, Python {m['python']}, {res['systems']['tensor']['version']}, "
                     f"{res['systems']['torch']['version']}; {m['date']}" + (f", commit {m['commit']}" if m['commit'] else '')

@@ -271,10 +271,10 @@ def __rmatmul__(self:Tensor, other):
     "`other @ self`, for an array `other`"
     return _lift(other, '@', reflected=True) @ self
 
-# %% ../nbs/11_tensor.ipynb #8a55f094
+# %% ../nbs/11_tensor.ipynb #af0f2551
 @patch
 def exp(self:Tensor):
-    "e ** self, elementwise"
+    "`exp(self)`: e to the power of each number"
     return _result(np.exp(self.data), 'exp', (self,))
 
 @grad_rule('exp')
@@ -304,10 +304,10 @@ def _tanh_backward(out):
     "d(tanh x)/dx = 1 - tanh(x)**2"
     _accumulate(out._prev[0], out.grad * (1.0 - out.data * out.data))
 
-# %% ../nbs/11_tensor.ipynb #63b5d64f
+# %% ../nbs/11_tensor.ipynb #26a5f6e3
 @patch
 def relu(self:Tensor):
-    "max(0, self), elementwise"
+    "`max(0, self)`, elementwise"
     return _result(np.maximum(self.data, 0.0), 'relu', (self,))
 
 @grad_rule('relu')
@@ -315,10 +315,10 @@ def _relu_backward(out):
     "d(relu x)/dx = 1 where x > 0, else 0"
     _accumulate(out._prev[0], out.grad * (out.data > 0))
 
-# %% ../nbs/11_tensor.ipynb #9f7ad44e
+# %% ../nbs/11_tensor.ipynb #558d6092
 @patch
 def sigmoid(self:Tensor):
-    "1 / (1 + e**-self), elementwise, without overflow"
+    "The logistic function `1 / (1 + exp(-self))`, elementwise, without overflow"
     return _result(np.exp(-np.logaddexp(0.0, -self.data)), 'sigmoid', (self,))
 
 @grad_rule('sigmoid')
@@ -403,7 +403,7 @@ def _index_backward(out):
     np.add.at(grad, out._ctx, out.grad)
     _accumulate(a, grad)
 
-# %% ../nbs/11_tensor.ipynb #011e896d
+# %% ../nbs/11_tensor.ipynb #d559d22d
 from .viz import ValueGraph
 
 # %% ../nbs/11_tensor.ipynb #234ca16e
