@@ -265,6 +265,7 @@ def report(res):
                     f"{res['systems']['torch']['version']}; {m['date']}" + (f", commit {m['commit']}" if m['commit'] else '')
                     + f"; load average (1 min) {m['load_before']:.1f} before, {m['load_after']:.1f} after")
     verdict = 'PASS' if t['ok'] else 'FAIL'
+    res['table'], res['notes'] = '\n'.join(lines), notes  # for the docs page
     return '\n'.join([f"## micrograd Tensor against batched PyTorch ({res['mode']} run)", '', f"Machine: {machine_line}", '',
                       *lines, '', *[f"- {n}" for n in notes], '', '### Target', '',
                       f"- moons step >= {t['target']:g}x faster than batched PyTorch float64 (aim {t['aim']:g}x): "

@@ -436,7 +436,7 @@ def draw_tensor(root:Tensor, # the output: everything it depends on is drawn
             graph.edge(f't{number[id(child)]}', f'op{i}')
     return graph
 
-# %% ../nbs/11_tensor.ipynb #e71ddf82
+# %% ../nbs/11_tensor.ipynb #0ea3d140
 def _targets_like(targets, preds, loss, name):
     "`targets` as an array of the shape of `preds`, or a ValueError naming both shapes"
     t = targets.data if isinstance(targets, Tensor) else _as_array(targets)
@@ -454,7 +454,7 @@ def hinge_loss(scores:Tensor, labels):
     if not (np.abs(y) == 1).all(): raise ValueError(f"hinge_loss labels must be -1 or +1, got {np.unique(y)}")
     return (1.0 - scores * y).relu().mean()
 
-# %% ../nbs/11_tensor.ipynb #6b6811c5
+# %% ../nbs/11_tensor.ipynb #1c9b3869
 def cross_entropy(logits:Tensor, # (n, classes): one row of scores per sample
                   targets):      # (n,): the right class of each sample, integers
     "Mean softmax cross-entropy of `logits` against the class indices `targets`, without overflow"
@@ -466,7 +466,7 @@ def cross_entropy(logits:Tensor, # (n, classes): one row of scores per sample
     log_total = shifted.exp().sum(axis=1).log()
     return (log_total - shifted[np.arange(len(targets)), targets.astype(int)]).mean()
 
-# %% ../nbs/11_tensor.ipynb #f89c9d51
+# %% ../nbs/11_tensor.ipynb #003ee0ba
 _activations = {'tanh': Tensor.tanh, 'relu': Tensor.relu, 'sigmoid': Tensor.sigmoid, 'linear': None}
 
 def _activation(act):
@@ -505,7 +505,7 @@ class Linear(Module):
 
     def __repr__(self): return f"Linear({self.nin} -> {self.nout})"
 
-# %% ../nbs/11_tensor.ipynb #c2ff7891
+# %% ../nbs/11_tensor.ipynb #161bdb16
 class MLP(Module):
     "A multi-layer perceptron on batches: `nin` inputs, then one `Linear` layer per size in `nouts`"
     def __init__(self,
