@@ -436,7 +436,7 @@ def draw_tensor(root:Tensor, # the output: everything it depends on is drawn
             graph.edge(f't{number[id(child)]}', f'op{i}')
     return graph
 
-# %% ../nbs/11_tensor.ipynb #0ea3d140
+# %% ../nbs/11_tensor.ipynb #a515bc06
 def _targets_like(targets, preds, loss, name):
     "`targets` as an array of the shape of `preds`, or a ValueError naming both shapes"
     t = targets.data if isinstance(targets, Tensor) else _as_array(targets)
@@ -448,13 +448,14 @@ def mse_loss(preds:Tensor, targets):
     "Mean of the squared differences between `preds` and `targets`"
     return ((preds - _targets_like(targets, preds, 'mse_loss', 'targets')) ** 2).mean()
 
+# %% ../nbs/11_tensor.ipynb #37568bc0
 def hinge_loss(scores:Tensor, labels):
-    "Mean of relu(1 - label * score), for labels -1 or +1"
+    "Mean of `relu(1 - label * score)`, for labels -1 or +1"
     y = _targets_like(labels, scores, 'hinge_loss', 'labels')
     if not (np.abs(y) == 1).all(): raise ValueError(f"hinge_loss labels must be -1 or +1, got {np.unique(y)}")
     return (1.0 - scores * y).relu().mean()
 
-# %% ../nbs/11_tensor.ipynb #1c9b3869
+# %% ../nbs/11_tensor.ipynb #29a54c8e
 def cross_entropy(logits:Tensor, # (n, classes): one row of scores per sample
                   targets):      # (n,): the right class of each sample, integers
     "Mean softmax cross-entropy of `logits` against the class indices `targets`, without overflow"
@@ -466,7 +467,7 @@ def cross_entropy(logits:Tensor, # (n, classes): one row of scores per sample
     log_total = shifted.exp().sum(axis=1).log()
     return (log_total - shifted[np.arange(len(targets)), targets.astype(int)]).mean()
 
-# %% ../nbs/11_tensor.ipynb #003ee0ba
+# %% ../nbs/11_tensor.ipynb #fc344b20
 _activations = {'tanh': Tensor.tanh, 'relu': Tensor.relu, 'sigmoid': Tensor.sigmoid, 'linear': None}
 
 def _activation(act):
@@ -505,7 +506,7 @@ class Linear(Module):
 
     def __repr__(self): return f"Linear({self.nin} -> {self.nout})"
 
-# %% ../nbs/11_tensor.ipynb #161bdb16
+# %% ../nbs/11_tensor.ipynb #d35a1c0d
 class MLP(Module):
     "A multi-layer perceptron on batches: `nin` inputs, then one `Linear` layer per size in `nouts`"
     def __init__(self,
