@@ -5,15 +5,17 @@
 # %% auto #0
 __all__ = ['numerical_grad', 'Value', 'grad_rule']
 
-# %% ../nbs/00_engine.ipynb #9e177879
+# %% ../nbs/00_engine.ipynb #f84e3b44
 import math, numbers
 from collections.abc import Iterable, Mapping, Set
 from fastcore.basics import patch
 
-# %% ../nbs/00_engine.ipynb #f65f7581
-def numerical_grad(f, # a function of plain numbers that returns a number or a Value
-                   *xs, # the point: one real number per argument of `f`
-                   h=1e-6): # the nudge
+# %% ../nbs/00_engine.ipynb #87fa3fc9
+def numerical_grad(
+    f, # a function of plain numbers that returns a number or a Value
+    *xs, # the point: one real number per argument of `f`
+    h=1e-6, # the nudge
+):
     "Central finite-difference estimate of the derivative of `f` at `xs`: a float for one input, else a tuple"
     xs = [_real(x) for x in xs]
     def at(i, delta):
@@ -30,7 +32,7 @@ def _real(x):
     if not isinstance(x, numbers.Real): raise TypeError(f"numerical_grad takes real numbers, got {type(x).__name__} {x!r}")
     return float(x)
 
-# %% ../nbs/00_engine.ipynb #0f984b87
+# %% ../nbs/00_engine.ipynb #3f59136a
 _grad_enabled = True  # ops record the graph unless this is switched off (see the end of the chapter)
 
 class Value:
@@ -59,7 +61,7 @@ class Value:
         label = f", label={self.label!r}" if self.label else ""
         return f"Value(data={self.data}, grad={self.grad}{label})"
 
-# %% ../nbs/00_engine.ipynb #445b67e8
+# %% ../nbs/00_engine.ipynb #b79779b4
 def _describe(x, width=40):
     "Type and a short repr of `x`, for error messages"
     text = repr(x)
@@ -79,7 +81,7 @@ def _two_children(children):
         if not isinstance(child, Value): raise TypeError(f"children must be Values, got {_describe(child)}")
     return (children + (None, None))[:2]
 
-# %% ../nbs/00_engine.ipynb #4c0876e1
+# %% ../nbs/00_engine.ipynb #590df584
 _grad_rules = {}
 
 def grad_rule(op):
@@ -98,7 +100,7 @@ def _backward(self:Value):
     "Pass this node's `grad` on to its children, by the rule of its op"
     if self._left is not None: _grad_rules.get(self._op, _no_rule)(self)
 
-# %% ../nbs/00_engine.ipynb #b0fa2d3f
+# %% ../nbs/00_engine.ipynb #9efcbf5a
 _new = object.__new__  # looked up once: `_new(Value)` is a Value whose slots are still empty
 
 def _result(data, op, left, right=None):
@@ -116,7 +118,7 @@ def _lift(x, op, reflected=False):
     operands = f"{_describe(x)} and Value" if reflected else f"Value and {_describe(x)}"
     raise TypeError(f"unsupported operand for {op}: {operands} (use a Value or a real number)")
 
-# %% ../nbs/00_engine.ipynb #a465cc0b
+# %% ../nbs/00_engine.ipynb #9d8f0107
 @patch
 def __add__(self:Value, other):
     "`self + other`"
@@ -133,7 +135,7 @@ def _add_backward(out):
     out._left.grad += out.grad
     out._right.grad += out.grad
 
-# %% ../nbs/00_engine.ipynb #6b2d0e47
+# %% ../nbs/00_engine.ipynb #9aa81c1b
 @patch
 def __mul__(self:Value, other):
     "`self * other`"
@@ -151,7 +153,7 @@ def _mul_backward(out):
     a.grad += b.data * out.grad
     b.grad += a.data * out.grad
 
-# %% ../nbs/00_engine.ipynb #e3d3a6d1
+# %% ../nbs/00_engine.ipynb #8a6cf86f
 @patch
 def __sub__(self:Value, other):
     "`self - other`"
@@ -164,7 +166,7 @@ def _sub_backward(out):
     out._left.grad += out.grad
     out._right.grad -= out.grad
 
-# %% ../nbs/00_engine.ipynb #d4f0c4bd
+# %% ../nbs/00_engine.ipynb #10da7a62
 @patch
 def __truediv__(self:Value, other):
     "`self / other`; dividing by zero is a ZeroDivisionError, as for Python floats"
@@ -179,7 +181,7 @@ def _div_backward(out):
     a.grad += out.grad / b.data
     b.grad += -(out.data / b.data) * out.grad
 
-# %% ../nbs/00_engine.ipynb #fbd8607e
+# %% ../nbs/00_engine.ipynb #6bd80d60
 def _pow(base, exponent):
     "`base ** exponent` for floats, giving inf where Python raises (as IEEE floats and PyTorch do)"
     try: return base ** exponent
@@ -209,7 +211,7 @@ def _pow_backward(out):
     if k != 0: base.grad += k * _pow(base.data, k - 1) * out.grad
     if not base.data <= 0: exponent.grad += math.log(base.data) * out.data * out.grad  # nan too: nan in, nan out
 
-# %% ../nbs/00_engine.ipynb #3499d7ea
+# %% ../nbs/00_engine.ipynb #7118c884
 @patch
 def __neg__(self:Value):
     "`-self`, as `self * -1.0`"
@@ -240,7 +242,7 @@ def __rpow__(self:Value, other):
     "`other ** self`, for a number `other`"
     return _lift(other, '**', reflected=True) ** self
 
-# %% ../nbs/00_engine.ipynb #2e3f2eba
+# %% ../nbs/00_engine.ipynb #e034170b
 @patch
 def exp(self:Value):
     "e ** self"
@@ -253,7 +255,7 @@ def _exp_backward(out):
     "d(e**x)/dx = e**x, the output itself"
     out._left.grad += out.data * out.grad
 
-# %% ../nbs/00_engine.ipynb #4aa109c8
+# %% ../nbs/00_engine.ipynb #a992ad22
 @patch
 def log(self:Value):
     "Natural logarithm of a positive value"
@@ -266,7 +268,7 @@ def _log_backward(out):
     x = out._left
     x.grad += out.grad / x.data
 
-# %% ../nbs/00_engine.ipynb #503855f2
+# %% ../nbs/00_engine.ipynb #c6929813
 @patch
 def tanh(self:Value):
     "Hyperbolic tangent"
@@ -277,7 +279,7 @@ def _tanh_backward(out):
     "d(tanh x)/dx = 1 - tanh(x)**2"
     out._left.grad += (1.0 - out.data * out.data) * out.grad
 
-# %% ../nbs/00_engine.ipynb #db4d3fea
+# %% ../nbs/00_engine.ipynb #1dc87edc
 @patch
 def relu(self:Value):
     "max(0, self): negative numbers become 0, nan stays nan"
@@ -289,7 +291,7 @@ def _relu_backward(out):
     "d(relu x)/dx = 1 where x > 0, else 0; a nan passes its gradient on, as in PyTorch"
     if out.data != 0.0: out._left.grad += out.grad
 
-# %% ../nbs/00_engine.ipynb #95ef7962
+# %% ../nbs/00_engine.ipynb #87b6e3e1
 @patch
 def sigmoid(self:Value):
     "1 / (1 + e**-self), computed without overflow"
@@ -305,7 +307,7 @@ def _sigmoid_backward(out):
     "d(sigmoid x)/dx = sigmoid(x) * (1 - sigmoid(x))"
     out._left.grad += out.data * (1.0 - out.data) * out.grad
 
-# %% ../nbs/00_engine.ipynb #f9ca000c
+# %% ../nbs/00_engine.ipynb #b2b8ef2a
 def _backward_order(root, order, earlier, saved):
     "Fill `order` with the nodes with children that `root` depends on, each after its children; zero every grad on the way, keeping the nonzero ones in `earlier` (leaves) and `saved` (the others)"
     visited, stack = set(), [root]
@@ -328,7 +330,7 @@ def _backward_order(root, order, earlier, saved):
         if left not in visited: stack.append(left)
         if right is not None and right not in visited: stack.append(right)
 
-# %% ../nbs/00_engine.ipynb #e4508062
+# %% ../nbs/00_engine.ipynb #13ab63e2
 @patch
 def backward(self:Value):
     "Set `grad` of every node `self` depends on to d(self)/d(node); leaves accumulate, as in PyTorch"
@@ -351,13 +353,13 @@ def _restore(root, order, earlier, saved):
         if node._right is not None: node._right.grad = 0.0
     for node, grad in (earlier | saved).items(): node.grad = grad
 
-# %% ../nbs/00_engine.ipynb #9dc4cbe6
+# %% ../nbs/00_engine.ipynb #6268c3d5
 @patch
 def detach(self:Value):
     "A new leaf with the same `data`: gradients do not flow through it"
     return Value(self.data)
 
-# %% ../nbs/00_engine.ipynb #1d771f0a
+# %% ../nbs/00_engine.ipynb #6d943fa2
 def _set_grad_enabled(on):
     "Switch graph building on or off for every op; returns the previous setting"
     global _grad_enabled
