@@ -5,12 +5,12 @@
 # %% auto #0
 __all__ = ['numerical_grad', 'Value', 'grad_rule']
 
-# %% ../nbs/00_engine.ipynb #c6ff7663
+# %% ../nbs/00_engine.ipynb #c07cbcb3
 import math, numbers
 from collections.abc import Iterable, Mapping, Set
 from fastcore.basics import patch
 
-# %% ../nbs/00_engine.ipynb #db6ddfa5
+# %% ../nbs/00_engine.ipynb #e63d2d4d
 def numerical_grad(
     f, # a function of plain numbers that returns a number or a Value
     *xs, # the point: one real number per argument of `f`
@@ -32,7 +32,7 @@ def _real(x):
     if not isinstance(x, numbers.Real): raise TypeError(f"numerical_grad takes real numbers, got {type(x).__name__} {x!r}")
     return float(x)
 
-# %% ../nbs/00_engine.ipynb #ecc53a62
+# %% ../nbs/00_engine.ipynb #aaf56c44
 _grad_enabled = True  # ops record the graph unless this is switched off (see the end of the chapter)
 
 class Value:
@@ -61,7 +61,7 @@ class Value:
         label = f", label={self.label!r}" if self.label else ""
         return f"Value(data={self.data}, grad={self.grad}{label})"
 
-# %% ../nbs/00_engine.ipynb #961f25df
+# %% ../nbs/00_engine.ipynb #47c6065a
 def _describe(x, width=40):
     "Type and a short repr of `x`, for error messages"
     text = repr(x)
@@ -81,7 +81,7 @@ def _two_children(children):
         if not isinstance(child, Value): raise TypeError(f"children must be Values, got {_describe(child)}")
     return (children + (None, None))[:2]
 
-# %% ../nbs/00_engine.ipynb #c1f1d211
+# %% ../nbs/00_engine.ipynb #82d992c1
 _grad_rules = {}
 
 def grad_rule(op):
@@ -100,7 +100,7 @@ def _backward(self:Value):
     "Pass this node's `grad` on to its children, by the rule of its op"
     if self._left is not None: _grad_rules.get(self._op, _no_rule)(self)
 
-# %% ../nbs/00_engine.ipynb #71d26584
+# %% ../nbs/00_engine.ipynb #32ef763f
 _new = object.__new__  # looked up once: `_new(Value)` is a Value whose slots are still empty
 
 def _result(data, op, left, right=None):
@@ -118,7 +118,7 @@ def _lift(x, op, reflected=False):
     operands = f"{_describe(x)} and Value" if reflected else f"Value and {_describe(x)}"
     raise TypeError(f"unsupported operand for {op}: {operands} (use a Value or a real number)")
 
-# %% ../nbs/00_engine.ipynb #63ff39ed
+# %% ../nbs/00_engine.ipynb #8a17c6f2
 @patch
 def __add__(self:Value, other):
     "`self + other`"
@@ -135,7 +135,7 @@ def _add_backward(out):
     out._left.grad += out.grad
     out._right.grad += out.grad
 
-# %% ../nbs/00_engine.ipynb #01a864de
+# %% ../nbs/00_engine.ipynb #e763c481
 @patch
 def __mul__(self:Value, other):
     "`self * other`"
@@ -153,7 +153,7 @@ def _mul_backward(out):
     a.grad += b.data * out.grad
     b.grad += a.data * out.grad
 
-# %% ../nbs/00_engine.ipynb #a42e043e
+# %% ../nbs/00_engine.ipynb #960a99cc
 @patch
 def __sub__(self:Value, other):
     "`self - other`"
@@ -166,7 +166,7 @@ def _sub_backward(out):
     out._left.grad += out.grad
     out._right.grad -= out.grad
 
-# %% ../nbs/00_engine.ipynb #c36f047b
+# %% ../nbs/00_engine.ipynb #ede51b68
 @patch
 def __truediv__(self:Value, other):
     "`self / other`; dividing by zero is a ZeroDivisionError, as for Python floats"
@@ -181,7 +181,7 @@ def _div_backward(out):
     a.grad += out.grad / b.data
     b.grad += -(out.data / b.data) * out.grad
 
-# %% ../nbs/00_engine.ipynb #e11de81d
+# %% ../nbs/00_engine.ipynb #eaea6938
 def _pow(base, exponent):
     "`base ** exponent` for floats, giving inf where Python raises (as IEEE floats and PyTorch do)"
     try: return base ** exponent
@@ -211,7 +211,7 @@ def _pow_backward(out):
     if k != 0: base.grad += k * _pow(base.data, k - 1) * out.grad
     if not base.data <= 0: exponent.grad += math.log(base.data) * out.data * out.grad  # nan too: nan in, nan out
 
-# %% ../nbs/00_engine.ipynb #c52bb186
+# %% ../nbs/00_engine.ipynb #1562aedd
 @patch
 def __neg__(self:Value):
     "`-self`, as `self * -1.0`"
@@ -242,7 +242,7 @@ def __rpow__(self:Value, other):
     "`other ** self`, for a number `other`"
     return _lift(other, '**', reflected=True) ** self
 
-# %% ../nbs/00_engine.ipynb #f6b39883
+# %% ../nbs/00_engine.ipynb #7456d7ff
 @patch
 def exp(self:Value):
     "e ** self"
@@ -255,7 +255,7 @@ def _exp_backward(out):
     "d(e**x)/dx = e**x, the output itself"
     out._left.grad += out.data * out.grad
 
-# %% ../nbs/00_engine.ipynb #5781bd75
+# %% ../nbs/00_engine.ipynb #c346e8a9
 @patch
 def log(self:Value):
     "Natural logarithm of a positive value"
@@ -268,7 +268,7 @@ def _log_backward(out):
     x = out._left
     x.grad += out.grad / x.data
 
-# %% ../nbs/00_engine.ipynb #fd0489bc
+# %% ../nbs/00_engine.ipynb #d128207d
 @patch
 def tanh(self:Value):
     "Hyperbolic tangent"
@@ -279,7 +279,7 @@ def _tanh_backward(out):
     "d(tanh x)/dx = 1 - tanh(x)**2"
     out._left.grad += (1.0 - out.data * out.data) * out.grad
 
-# %% ../nbs/00_engine.ipynb #4104d430
+# %% ../nbs/00_engine.ipynb #41a20b7a
 @patch
 def relu(self:Value):
     "max(0, self): negative numbers become 0, nan stays nan"
@@ -291,7 +291,7 @@ def _relu_backward(out):
     "d(relu x)/dx = 1 where x > 0, else 0; a nan passes its gradient on, as in PyTorch"
     if out.data != 0.0: out._left.grad += out.grad
 
-# %% ../nbs/00_engine.ipynb #21ab92ef
+# %% ../nbs/00_engine.ipynb #a3c3aeb3
 @patch
 def sigmoid(self:Value):
     "1 / (1 + e**-self), computed without overflow"
@@ -307,7 +307,7 @@ def _sigmoid_backward(out):
     "d(sigmoid x)/dx = sigmoid(x) * (1 - sigmoid(x))"
     out._left.grad += out.data * (1.0 - out.data) * out.grad
 
-# %% ../nbs/00_engine.ipynb #3cf3c6cd
+# %% ../nbs/00_engine.ipynb #66bdcf56
 def _backward_order(root, order, earlier, saved):
     "Fill `order` with the nodes with children that `root` depends on, each after its children; zero every grad on the way, keeping the nonzero ones in `earlier` (leaves) and `saved` (the others)"
     visited, stack = set(), [root]
@@ -330,7 +330,7 @@ def _backward_order(root, order, earlier, saved):
         if left not in visited: stack.append(left)
         if right is not None and right not in visited: stack.append(right)
 
-# %% ../nbs/00_engine.ipynb #de9e455c
+# %% ../nbs/00_engine.ipynb #f914c847
 @patch
 def backward(self:Value):
     "Set `grad` of every node `self` depends on to d(self)/d(node); leaves accumulate, as in PyTorch"
@@ -353,13 +353,13 @@ def _restore(root, order, earlier, saved):
         if node._right is not None: node._right.grad = 0.0
     for node, grad in (earlier | saved).items(): node.grad = grad
 
-# %% ../nbs/00_engine.ipynb #d1069317
+# %% ../nbs/00_engine.ipynb #fee3071d
 @patch
 def detach(self:Value):
     "A new leaf with the same `data`: gradients do not flow through it"
     return Value(self.data)
 
-# %% ../nbs/00_engine.ipynb #088770c5
+# %% ../nbs/00_engine.ipynb #11796f73
 def _set_grad_enabled(on):
     "Switch graph building on or off for every op; returns the previous setting"
     global _grad_enabled
