@@ -5,50 +5,19 @@
 # %% auto #0
 __all__ = ['mse_loss', 'hinge_loss', 'bce_with_logits_loss', 'logsumexp', 'cross_entropy_loss']
 
-# %% ../nbs/03_losses.ipynb #c1cc57f8
+# %% ../nbs/03_losses.ipynb #6dcce618
 import math
 from collections.abc import Iterable, Mapping, Set
-from .engine import Value, _describe
+from .engine import Value, _describe, _need_int, _need_real, _need_values
 
-# %% ../nbs/03_losses.ipynb #0f54cd4f
-# TEMPORARY stand-ins for the engine's shared input checks (same code as the engine branch); deleted once main has them
-import numbers
-try: from micrograd.engine import _need_int, _need_real, _need_values
-except ImportError:
-    def _need_int(value, name, fn, low=1):
-        if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-            raise TypeError(f"{fn}() needs {name} to be an integer >= {low}, got {_describe(value)}")
-        if value < low: raise ValueError(f"{fn}() needs {name} to be an integer >= {low}, got {_describe(value)}")
-        return int(value)
-    def _need_real(value, name, fn, low=-math.inf, high=math.inf, low_open=False, high_open=False):
-        if isinstance(value, bool) or not isinstance(value, numbers.Real):
-            raise TypeError(f"{fn}() needs {name} to be a real number, got {_describe(value)}")
-        try: x = float(value)
-        except OverflowError: x = math.inf if value > 0 else -math.inf
-        if not ((low < x if low_open else low <= x) and (x < high if high_open else x <= high)):
-            where = f"{'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
-            raise ValueError(f"{fn}() needs {name} to be a real number in {where}, got {_describe(value)}")
-        return x
-    def _need_values(xs, name, fn):
-        if isinstance(xs, (str, bytes, Mapping, Set)) or not isinstance(xs, Iterable):
-            raise TypeError(f"{fn}() needs {name} to be a list of Values or numbers, got {_describe(xs)}")
-        out = []
-        for i, x in enumerate(xs):
-            if type(x) is not Value:
-                if isinstance(x, Value): pass
-                elif isinstance(x, numbers.Real) and not isinstance(x, bool): x = Value(x)
-                else: raise TypeError(f"{fn}() needs {name} to be a list of Values or numbers, but item {i} is {_describe(x)}")
-            out.append(x)
-        return out
-
-# %% ../nbs/03_losses.ipynb #a7811f6e
+# %% ../nbs/03_losses.ipynb #87e8b210
 def mse_loss(preds, targets):
     "Mean of the squared differences between `preds` and `targets`"
     preds, targets = _batch('mse_loss', preds, targets, 'preds', 'targets')
-    targets = _need_values(targets, 'targets', 'mse_loss')
-    return _mean([(p - t) * (p - t) for p, t in zip(_need_values(preds, 'preds', 'mse_loss'), targets)])
+    diffs = [p - t for p, t in zip(_need_values(preds, 'preds', 'mse_loss'), _need_values(targets, 'targets', 'mse_loss'))]
+    return _mean([d * d for d in diffs])
 
-# %% ../nbs/03_losses.ipynb #31d4214a
+# %% ../nbs/03_losses.ipynb #d5bd2a67
 def _batch(fn, preds, targets, preds_name, targets_name):
     "`preds` and `targets` as lists of the same, non-zero length, else an error naming `fn` and the argument"
     lists = []
@@ -66,7 +35,7 @@ def _mean(terms):
     "The mean of a non-empty list of `Value`s, as a `Value`"
     return sum(terms[1:], terms[0]) / len(terms)
 
-# %% ../nbs/03_losses.ipynb #492190f0
+# %% ../nbs/03_losses.ipynb #ba56c207
 def hinge_loss(scores, labels):
     "Mean of relu(1 - label * score) over the samples, for labels -1 or +1"
     scores, labels = _batch('hinge_loss', scores, labels, 'scores', 'labels')
@@ -75,10 +44,14 @@ def hinge_loss(scores, labels):
             raise ValueError(f"hinge_loss() needs labels of -1 or +1 (for 0/1 labels use bce_with_logits_loss), got {y!r} at index {i}")
     return _mean([(1.0 - float(y) * s).relu() for s, y in zip(_need_values(scores, 'scores', 'hinge_loss'), labels)])
 
-# %% ../nbs/03_losses.ipynb #d217d26a
+# %% ../nbs/03_losses.ipynb #3e6ff0d4
 def _softplus(x):
     "log(1 + e**x) for a `Value` `x`, without overflow: x + log(e**-x + 1) when x > 0"
-    return x + ((-x).exp() + 1.0).log() if x.data > 0 else (x.exp() + 1.0).log()
+    return x + _log((-x).exp() + 1.0) if x.data > 0 else _log(x.exp() + 1.0)
+
+def _log(x):
+    "`x.log()` for the sums of exponentials here, which are at least 1 unless a logit was nan: then nan, as in torch"
+    return x.log() if x.data == x.data else x * math.nan  # nan times anything is nan, so every gradient is nan too
 
 def bce_with_logits_loss(logits, targets):
     "Mean binary cross-entropy between sigmoid(`logits`) and `targets` in [0, 1], computed on the logits"
@@ -89,16 +62,17 @@ def bce_with_logits_loss(logits, targets):
     return _mean([(1.0 - float(t)) * z + _softplus(-z)
                   for z, t in zip(_need_values(logits, 'logits', 'bce_with_logits_loss'), targets)])
 
-# %% ../nbs/03_losses.ipynb #23e153fd
+# %% ../nbs/03_losses.ipynb #2d359c14
 def logsumexp(xs):
     "log(sum(exp(x) for x in xs)) for a list of `Value`s or numbers, without overflow"
     xs = _need_values(xs, 'xs', 'logsumexp')
     if not xs: raise ValueError("logsumexp() needs at least one value in xs, got none")
     m = max(x.data for x in xs)
-    if math.isinf(m): m = 0.0
-    return sum((x - m).exp() for x in xs).log() + m
+    if m == -math.inf: return _mean(xs) + math.log(len(xs))  # every x is -inf, and so is the result
+    if m == math.inf: m = 0.0
+    return _log(sum((x - m).exp() for x in xs)) + m
 
-# %% ../nbs/03_losses.ipynb #84867d23
+# %% ../nbs/03_losses.ipynb #370e6a03
 def cross_entropy_loss(logits_per_sample, class_indices):
     "Mean softmax cross-entropy: `logits_per_sample` is a list of logit lists, `class_indices` the right class of each"
     fn = 'cross_entropy_loss'
@@ -117,4 +91,4 @@ def cross_entropy_loss(logits_per_sample, class_indices):
 def _cross_entropy(zs, c):
     "-log softmax(zs)[c] for one sample, shifted by the largest logit"
     m = max(z.data for z in zs)
-    return sum((z - m).exp() for z in zs).log() - (zs[c] - m)
+    return _log(sum((z - m).exp() for z in zs)) - (zs[c] - m)

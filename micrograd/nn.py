@@ -5,35 +5,12 @@
 # %% auto #0
 __all__ = ['Module', 'Neuron', 'Layer', 'MLP']
 
-# %% ../nbs/02_nn.ipynb #236c40d8
+# %% ../nbs/02_nn.ipynb #cb65b92a
 import random
 from operator import mul
-from .engine import Value, _describe
+from .engine import Value, _describe, _need_int, _need_values
 
-# %% ../nbs/02_nn.ipynb #f50222af
-# TEMPORARY stand-ins for the engine's shared input checks (same code as the engine branch); deleted once main has them
-import math, numbers
-from collections.abc import Iterable, Mapping, Set
-try: from micrograd.engine import _need_int, _need_values
-except ImportError:
-    def _need_int(value, name, fn, low=1):
-        if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-            raise TypeError(f"{fn}() needs {name} to be an integer >= {low}, got {_describe(value)}")
-        if value < low: raise ValueError(f"{fn}() needs {name} to be an integer >= {low}, got {_describe(value)}")
-        return int(value)
-    def _need_values(xs, name, fn):
-        if isinstance(xs, (str, bytes, Mapping, Set)) or not isinstance(xs, Iterable):
-            raise TypeError(f"{fn}() needs {name} to be a list of Values or numbers, got {_describe(xs)}")
-        out = []
-        for i, x in enumerate(xs):
-            if type(x) is not Value:
-                if isinstance(x, Value): pass
-                elif isinstance(x, numbers.Real) and not isinstance(x, bool): x = Value(x)
-                else: raise TypeError(f"{fn}() needs {name} to be a list of Values or numbers, but item {i} is {_describe(x)}")
-            out.append(x)
-        return out
-
-# %% ../nbs/02_nn.ipynb #2f460c7e
+# %% ../nbs/02_nn.ipynb #2f23d33f
 class Module:
     "Base class for anything with trainable parameters: a neuron, a layer, a whole network"
     def parameters(self):
@@ -44,7 +21,7 @@ class Module:
         "Set the `grad` of every parameter back to 0"
         for p in self.parameters(): p.grad = 0.0
 
-# %% ../nbs/02_nn.ipynb #59d9d1ee
+# %% ../nbs/02_nn.ipynb #39a156bb
 _activations = {'tanh': Value.tanh, 'relu': Value.relu, 'sigmoid': Value.sigmoid, 'linear': None}
 
 def _activation(act, fn, name='act'):
@@ -53,7 +30,7 @@ def _activation(act, fn, name='act'):
     known = ', '.join(repr(a) for a in _activations)
     raise ValueError(f"{fn}() needs {name} to be one of {known}, got {_describe(act)}")
 
-# %% ../nbs/02_nn.ipynb #cc1f927a
+# %% ../nbs/02_nn.ipynb #e021df5f
 class Neuron(Module):
     "`act(w · x + b)`: `nin` weights drawn from U(-1, 1), a bias starting at 0, and an activation named `act`"
     def __init__(self,
@@ -78,14 +55,14 @@ class Neuron(Module):
 
     def __repr__(self): return f"Neuron({self.nin}, act={self.act!r})"
 
-# %% ../nbs/02_nn.ipynb #d08651dc
+# %% ../nbs/02_nn.ipynb #624da549
 def _inputs(model, x):
     "`x` as a list of `model.nin` `Value`s (numbers wrapped once), else an error naming the model"
     x = _need_values(x, 'x', type(model).__name__)
     if len(x) != model.nin: raise ValueError(f"{model!r} takes {model.nin} inputs, got {len(x)}")
     return x
 
-# %% ../nbs/02_nn.ipynb #526bd4c3
+# %% ../nbs/02_nn.ipynb #a431728b
 class Layer(Module):
     "`nout` neurons, each with `nin` inputs and activation `act`"
     def __init__(self, nin:int, nout:int, act='tanh'):
@@ -108,7 +85,7 @@ class Layer(Module):
 
     def __repr__(self): return f"Layer({self.nin} -> {self.nout}, act={self.act!r})"
 
-# %% ../nbs/02_nn.ipynb #ed7789bd
+# %% ../nbs/02_nn.ipynb #498223f0
 class MLP(Module):
     "A multi-layer perceptron: `nin` inputs, then one `Layer` per size in `nouts`"
     def __init__(self,

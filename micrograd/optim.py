@@ -5,27 +5,12 @@
 # %% auto #0
 __all__ = ['Optimizer', 'SGD', 'Adam']
 
-# %% ../nbs/04_optim.ipynb #d4d08a32
+# %% ../nbs/04_optim.ipynb #ad517604
 import math
 from collections.abc import Iterable, Mapping, Set
-from .engine import _describe
+from .engine import _describe, _need_real
 
-# %% ../nbs/04_optim.ipynb #445b27ee
-# TEMPORARY stand-in for the engine's shared input check (same code as the engine branch); deleted once main has it
-import numbers
-try: from micrograd.engine import _need_real
-except ImportError:
-    def _need_real(value, name, fn, low=-math.inf, high=math.inf, low_open=False, high_open=False):
-        if isinstance(value, bool) or not isinstance(value, numbers.Real):
-            raise TypeError(f"{fn}() needs {name} to be a real number, got {_describe(value)}")
-        try: x = float(value)
-        except OverflowError: x = math.inf if value > 0 else -math.inf
-        if not ((low < x if low_open else low <= x) and (x < high if high_open else x <= high)):
-            where = f"{'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
-            raise ValueError(f"{fn}() needs {name} to be a real number in {where}, got {_describe(value)}")
-        return x
-
-# %% ../nbs/04_optim.ipynb #79ba6ec7
+# %% ../nbs/04_optim.ipynb #dbad7531
 class Optimizer:
     "Base class for optimizers: the parameters to update, a learning rate `lr`, and `zero_grad`"
     def __init__(self, params, lr):
@@ -40,7 +25,7 @@ class Optimizer:
         "Update every parameter from its `grad`"
         raise NotImplementedError
 
-# %% ../nbs/04_optim.ipynb #90874797
+# %% ../nbs/04_optim.ipynb #fa62a78f
 def _parameters(params, fn):
     "`params` as a non-empty list of parameters (anything with `data` and `grad`), else an error naming `fn`"
     if hasattr(params, 'parameters'):
@@ -54,7 +39,7 @@ def _parameters(params, fn):
             raise TypeError(f"{fn}() needs params to be Values (anything with data and grad), but item {i} is {_describe(p)}")
     return params
 
-# %% ../nbs/04_optim.ipynb #c9039cb6
+# %% ../nbs/04_optim.ipynb #5818fcaa
 class SGD(Optimizer):
     "Gradient descent with optional momentum and weight decay, as `torch.optim.SGD`"
     def __init__(self,
@@ -78,7 +63,7 @@ class SGD(Optimizer):
     def __repr__(self):
         return f"SGD(lr={self.lr}, momentum={self.momentum}, weight_decay={self.weight_decay})"
 
-# %% ../nbs/04_optim.ipynb #ee0b7e1b
+# %% ../nbs/04_optim.ipynb #7e58fd81
 class Adam(Optimizer):
     "Adam: steps scaled by running averages of the gradient and its square, as `torch.optim.Adam`"
     def __init__(self,
