@@ -43,10 +43,10 @@ def _parameters(params, fn):
 class SGD(Optimizer):
     "Gradient descent with optional momentum and weight decay, as `torch.optim.SGD`"
     def __init__(self,
-                 params,              # the `Value`s to update, e.g. `model.parameters()`
+                 params,              # the Values to update, e.g. model.parameters()
                  lr:float,            # learning rate
                  momentum=0.0,        # how much of the previous step to keep, from 0 to 1
-                 weight_decay=0.0):   # L2 penalty added to each gradient as `weight_decay * p`
+                 weight_decay=0.0):   # L2 penalty added to each gradient as weight_decay * p
         super().__init__(params, lr)
         self.momentum = _need_real(momentum, 'momentum', 'SGD', low=0.0, high=1.0)
         self.weight_decay = _need_real(weight_decay, 'weight_decay', 'SGD', low=0.0, high_open=True)
@@ -67,11 +67,11 @@ class SGD(Optimizer):
 class Adam(Optimizer):
     "Adam: steps scaled by running averages of the gradient and its square, as `torch.optim.Adam`"
     def __init__(self,
-                 params,                # the `Value`s to update, e.g. `model.parameters()`
+                 params,                # the Values to update, e.g. model.parameters()
                  lr=1e-3,               # learning rate: roughly the size of each step
                  betas=(0.9, 0.999),    # decay rates of the averages of the gradient and its square, each in [0, 1)
                  eps=1e-8,              # added to the denominator, to avoid dividing by zero; must be > 0
-                 weight_decay=0.0):     # L2 penalty added to each gradient as `weight_decay * p`
+                 weight_decay=0.0):     # L2 penalty added to each gradient as weight_decay * p
         super().__init__(params, lr)
         if isinstance(betas, (str, bytes)) or not isinstance(betas, Iterable) or len(betas := tuple(betas)) != 2:
             raise TypeError(f"Adam() needs betas to be a pair of numbers such as (0.9, 0.999), got {_describe(betas)}")
