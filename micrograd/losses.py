@@ -44,14 +44,10 @@ def hinge_loss(scores, labels):
             raise ValueError(f"hinge_loss() needs labels of -1 or +1 (for 0/1 labels use bce_with_logits_loss), got {y!r} at index {i}")
     return _mean([(1.0 - float(y) * s).relu() for s, y in zip(_need_values(scores, 'scores', 'hinge_loss'), labels)])
 
-# %% ../nbs/03_losses.ipynb #3e6ff0d4
+# %% ../nbs/03_losses.ipynb #f9913cef
 def _softplus(x):
     "log(1 + e**x) for a `Value` `x`, without overflow: x + log(e**-x + 1) when x > 0"
-    return x + _log((-x).exp() + 1.0) if x.data > 0 else _log(x.exp() + 1.0)
-
-def _log(x):
-    "`x.log()` for the sums of exponentials here, which are at least 1 unless a logit was nan: then nan, as in torch"
-    return x.log() if x.data == x.data else x * math.nan  # nan times anything is nan, so every gradient is nan too
+    return x + ((-x).exp() + 1.0).log() if x.data > 0 else (x.exp() + 1.0).log()
 
 def bce_with_logits_loss(logits, targets):
     "Mean binary cross-entropy between sigmoid(`logits`) and `targets` in [0, 1], computed on the logits"
@@ -70,7 +66,7 @@ def logsumexp(xs):
     m = max(x.data for x in xs)
     if m == -math.inf: return _mean(xs) + math.log(len(xs))  # every x is -inf, and so is the result
     if m == math.inf: m = 0.0
-    return _log(sum((x - m).exp() for x in xs)) + m
+    return sum((x - m).exp() for x in xs).log() + m
 
 # %% ../nbs/03_losses.ipynb #370e6a03
 def cross_entropy_loss(logits_per_sample, class_indices):
@@ -91,4 +87,4 @@ def cross_entropy_loss(logits_per_sample, class_indices):
 def _cross_entropy(zs, c):
     "-log softmax(zs)[c] for one sample, shifted by the largest logit"
     m = max(z.data for z in zs)
-    return _log(sum((z - m).exp() for z in zs)) - (zs[c] - m)
+    return sum((z - m).exp() for z in zs).log() - (zs[c] - m)
