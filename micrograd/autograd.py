@@ -10,17 +10,17 @@ import inspect, math, numbers
 from contextlib import contextmanager
 from .engine import Value, _grad_rules, _no_rule, _describe, _set_grad_enabled
 
-# %% ../nbs/09_autograd.ipynb #7425e7f9
+# %% ../nbs/09_autograd.ipynb #8d78ea91
 _differentiable_rules = {}
 
 def differentiable_rule(op):
-    "Register the decorated function as the rule giving, as `Value`s, the gradients of the children of nodes whose `_op` is `op`"
+    "Register the decorated function as the gradient rule, written with `Value`s, of nodes whose `_op` is `op`"
     def register(rule):
         _differentiable_rules[op] = rule
         return rule
     return register
 
-# %% ../nbs/09_autograd.ipynb #a7777334
+# %% ../nbs/09_autograd.ipynb #6e562d3c
 @differentiable_rule('+')
 def _add_grads(out, g): return g, g
 
@@ -37,7 +37,7 @@ def _div_grads(out, g):
     a, b = out._left, out._right
     return g / b, -g * a / (b * b)
 
-# %% ../nbs/09_autograd.ipynb #f0578e5b
+# %% ../nbs/09_autograd.ipynb #bf191675
 @differentiable_rule('**')
 def _pow_grads(out, g):
     base, k = out._left, out._right
@@ -46,7 +46,7 @@ def _pow_grads(out, g):
     if base.data == 0 and k.data < 1: return g * math.inf, None  # the slope of b**k, 0 < k < 1, at b = 0
     return g * k * base ** (k.data - 1), None
 
-# %% ../nbs/09_autograd.ipynb #c9aa3ae2
+# %% ../nbs/09_autograd.ipynb #ff3a5d3b
 @differentiable_rule('exp')
 def _exp_grads(out, g): return (g * out,)
 
@@ -62,7 +62,7 @@ def _sigmoid_grads(out, g): return (g * out * (1 - out),)
 @differentiable_rule('relu')
 def _relu_grads(out, g): return (g if out.data > 0 else None,)  # a step: its own slope is 0
 
-# %% ../nbs/09_autograd.ipynb #bd53813b
+# %% ../nbs/09_autograd.ipynb #cb0cbec8
 def _topological_order(root):
     "Every node `root` depends on, `root` included, each after its children"
     order, visited, stack = [], set(), [(root, False)]
@@ -77,14 +77,15 @@ def _topological_order(root):
         stack.extend((child, False) for child in node._prev if child not in visited)
     return order
 
-# %% ../nbs/09_autograd.ipynb #770b82c8
+# %% ../nbs/09_autograd.ipynb #af7a8d73
 def _value_grads(output, inputs, order):
-    "d(output)/d(input) for each input as a `Value`, built by the differentiable rules (`order`: `_topological_order(output)`)"
+    "d(output)/d(input) for each input as a `Value`, built by the differentiable rules; `order`: children first"
     needed = set(inputs)
     for node in order:
         if node._left is not None and (node._left in needed or node._right in needed): needed.add(node)
     for node in order:
-        if node in needed and node._left is not None and node._op not in _differentiable_rules: _no_value_rule(node)
+        if node in needed and node._left is not None and node._op not in _differentiable_rules:
+            _no_value_rule(node)
     grads = {output: Value(1.0)}
     for node in reversed(order):
         g = grads.get(node)
@@ -92,17 +93,17 @@ def _value_grads(output, inputs, order):
         for child, share in zip(node._prev, _differentiable_rules[node._op](node, g)):
             if share is None or child not in needed: continue
             grads[child] = grads[child] + share if child in grads else share
-    return tuple(grads.get(x) or Value(0.0) for x in inputs)
+    return tuple(grads[x] if x in grads else Value(0.0) for x in inputs)
 
 def _no_value_rule(node):
     "The error for a node whose op has no differentiable rule: what it lacks, and how to add it"
     op = node._op
-    has = f"only a float rule for backward(), @grad_rule({op!r})," if op in _grad_rules else "no gradient rule at all,"
-    raise ValueError(f"grad(..., create_graph=True) cannot differentiate through op {op!r}: it has {has} and no rule "
-                     f"written with Values. Register one with @differentiable_rule({op!r}): a function (out, g) that "
-                     f"returns the gradients of out's children as Values. Or pass create_graph=False for floats.")
+    has = f"only a float rule for backward(), @grad_rule({op!r})," if op in _grad_rules else "no gradient rule,"
+    raise ValueError(f"grad(..., create_graph=True) cannot differentiate through op {op!r}: it has {has} and no "
+                     f"rule written with Values. Register one with @differentiable_rule({op!r}): a function (out, g) "
+                     f"that returns the gradients of out's children as Values. Or pass create_graph=False for floats.")
 
-# %% ../nbs/09_autograd.ipynb #d67e2454
+# %% ../nbs/09_autograd.ipynb #f1640e32
 def _float_grads(output, inputs, order):
     "d(output)/d(input) for each input as a float, by the engine's float rules run on borrowed `.grad`s"
     saved = [node.grad for node in order]
@@ -116,11 +117,11 @@ def _float_grads(output, inputs, order):
     finally:
         for node, grad in zip(order, saved): node.grad = grad
 
-# %% ../nbs/09_autograd.ipynb #70fde8e0
-def grad(output:Value, # the `Value` to differentiate
-         inputs, # a `Value`, or a sequence of `Value`s, that `output` may depend on
-         create_graph:bool=False, # give `Value`s that can be differentiated again, instead of floats
-        ) -> tuple: # d(output)/d(input), one entry per input; 0.0 where `output` does not depend on it
+# %% ../nbs/09_autograd.ipynb #ee6fcf21
+def grad(output:Value, # the Value to differentiate
+         inputs, # a Value, or a sequence of Values, that output may depend on
+         create_graph:bool=False, # give Values that can be differentiated again, instead of floats
+        ) -> tuple: # d(output)/d(input), one entry per input; 0.0 where output does not depend on it
     "The gradients of `output` with respect to `inputs`, like `torch.autograd.grad`; changes no `.grad`"
     inputs = _check_grad_args(output, inputs)
     order = _topological_order(output)
@@ -128,15 +129,17 @@ def grad(output:Value, # the `Value` to differentiate
 
 def _check_grad_args(output, inputs):
     "`inputs` as a tuple of `Value`s, or an error saying what `grad` was given instead"
-    if not isinstance(output, Value): raise TypeError(f"grad() takes a Value as output, got {_describe(output)}")
+    if not isinstance(output, Value):
+        raise TypeError(f"grad() takes a Value as output, got {_describe(output)}")
     if isinstance(inputs, Value): return (inputs,)
     try: inputs = tuple(inputs)
     except TypeError: inputs = None
     if not inputs or not all(isinstance(x, Value) for x in inputs):
-        raise TypeError(f"grad() takes a Value or a non-empty sequence of Values as inputs, got {_describe(inputs)}")
+        raise TypeError(f"grad() takes a Value or a non-empty sequence of Values as inputs, "
+                        f"got {_describe(inputs)}")
     return inputs
 
-# %% ../nbs/09_autograd.ipynb #836882f6
+# %% ../nbs/09_autograd.ipynb #97cd3154
 class GradcheckError(AssertionError):
     "A gradient from autograd differs from its finite-difference estimate"
 
@@ -157,26 +160,29 @@ def _compare(names, xs, analytic, numerical, what, atol, rtol):
     "An error naming the first argument where `analytic` and `numerical` differ by more than the tolerance"
     for i, (a, n) in enumerate(zip(analytic, numerical)):
         if not abs(a - n) <= atol + rtol * abs(n):
-            raise GradcheckError(f"{what} with respect to argument {i} ({names[i]}) at {xs}: autograd gives {a!r}, finite "
-                                 f"differences {n!r} (difference {abs(a - n):.3g} > atol + rtol * |numerical| = {atol + rtol * abs(n):.3g})")
+            raise GradcheckError(f"{what} with respect to argument {i} ({names[i]}) at {xs}: autograd gives {a!r}, "
+                                 f"finite differences {n!r} (difference {abs(a - n):.3g} > atol + rtol * |numerical| "
+                                 f"= {atol + rtol * abs(n):.3g})")
     return True
 
 def _argument_names(f, n):
     "What to call the `n` arguments of `f` in messages: its parameter names where it has them, else x0, x1, ..."
-    try: params = [p.name for p in inspect.signature(f).parameters.values() if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
-    except (TypeError, ValueError): params = []
+    try: parameters = inspect.signature(f).parameters.values()
+    except (TypeError, ValueError): parameters = []
+    params = [p.name for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
     return [params[i] if i < len(params) else f"x{i}" for i in range(n)]
 
-# %% ../nbs/09_autograd.ipynb #aba436f8
-def gradcheck(f, # a function of `Value`s that returns a `Value`
-              *xs, # the point: one number per argument of `f`
+# %% ../nbs/09_autograd.ipynb #e17624ec
+def gradcheck(f, # a function of Values that returns a Value
+              *xs, # the point: one number per argument of f
               eps=1e-6, # the nudge of the finite differences
-              atol=1e-5, rtol=1e-3): # allowed difference: `atol + rtol * |numerical|`
-    "True if autograd's first derivatives of `f` at `xs` match finite differences, else a `GradcheckError` saying where"
+              atol=1e-5, rtol=1e-3): # allowed difference: atol + rtol * abs(numerical)
+    "True if autograd's derivatives of `f` at `xs` match finite differences, else a `GradcheckError` saying where"
     xs = _check_point(xs, 'gradcheck')
     values = [Value(x) for x in xs]
     analytic = grad(_lift_output(f(*values), 'gradcheck'), values)
-    return _compare(_argument_names(f, len(xs)), xs, analytic, _finite_differences(f, xs, eps), 'the derivative', atol, rtol)
+    numerical = _finite_differences(f, xs, eps)
+    return _compare(_argument_names(f, len(xs)), xs, analytic, numerical, 'the derivative', atol, rtol)
 
 def _check_point(xs, fname):
     "`xs` as a tuple of floats, or an error saying what `fname` was given"
@@ -192,10 +198,10 @@ def _lift_output(y, fname):
     if isinstance(y, numbers.Real): return Value(y)
     raise TypeError(f"{fname} needs f to return a Value or a number, got {_describe(y)}")
 
-# %% ../nbs/09_autograd.ipynb #14ebf7bf
-def gradgradcheck(f, # a function of `Value`s that returns a `Value`
-                  *xs, # the point: one number per argument of `f`
-                  eps=1e-6, atol=1e-5, rtol=1e-3): # as in `gradcheck`
+# %% ../nbs/09_autograd.ipynb #8970bc0d
+def gradgradcheck(f, # a function of Values that returns a Value
+                  *xs, # the point: one number per argument of f
+                  eps=1e-6, atol=1e-5, rtol=1e-3): # as in gradcheck
     "True if autograd's first and second derivatives of `f` at `xs` match finite differences, else a `GradcheckError`"
     xs = _check_point(xs, 'gradgradcheck')
     def first(i): return lambda *vs: grad(_lift_output(f(*vs), 'gradgradcheck'), vs, create_graph=True)[i]
@@ -209,7 +215,7 @@ def gradgradcheck(f, # a function of `Value`s that returns a `Value`
         _compare(names, xs, second, _finite_differences(first(i), xs, eps), f'the derivative of df/d{names[i]}', atol, rtol)
     return True
 
-# %% ../nbs/09_autograd.ipynb #934d927d
+# %% ../nbs/09_autograd.ipynb #ea233e5e
 @contextmanager
 def no_grad():
     "Within `with no_grad():` ops build no graph: every result is a leaf. Restores the previous mode on exit"

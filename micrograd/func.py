@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from .engine import Value, _describe, _set_grad_enabled
 from . import autograd
 
-# %% ../nbs/10_func.ipynb #ff0e00ca
+# %% ../nbs/10_func.ipynb #18390caa
 _running = 0  # how many transforms are running: inside one, derivatives stay Values, for the outer one
 
 @contextmanager
@@ -28,8 +28,9 @@ def _transform():
 def _positions(argnums, args, fname):
     "`argnums` as a tuple of positions in `args`, or an error saying what is wrong"
     wanted = (argnums,) if isinstance(argnums, int) else argnums
-    if not isinstance(wanted, tuple) or not wanted or not all(isinstance(i, int) and not isinstance(i, bool) for i in wanted):
-        raise TypeError(f"{fname}(f, argnums) takes an int or a non-empty tuple of ints as argnums, got {_describe(argnums)}")
+    if not (isinstance(wanted, tuple) and wanted and all(type(i) is int for i in wanted)):
+        raise TypeError(f"{fname}(f, argnums) takes an int or a non-empty tuple of ints as argnums, "
+                        f"got {_describe(argnums)}")
     for i in wanted:
         if not -len(args) <= i < len(args):
             raise ValueError(f"{fname}(f, argnums={argnums!r}) got {len(args)} argument(s): argnums must be positions among them")
@@ -55,8 +56,8 @@ def _value_and_grad(f, args, argnums, fname):
         grads = autograd.grad(out, [args[i] for i in positions], create_graph=nested)
     return (out if nested else out.data), (grads[0] if isinstance(argnums, int) else grads)
 
-# %% ../nbs/10_func.ipynb #a7a8dc62
-def grad(f, # a function of numbers (or `Value`s) that returns one `Value`
+# %% ../nbs/10_func.ipynb #aa806d1f
+def grad(f, # a function of numbers (or Values) that returns one Value
          argnums=0, # which argument to differentiate with respect to: an int, or a tuple of ints
         ):
     "The function that gives the derivative of `f` with respect to argument `argnums` (a tuple for a tuple)"
@@ -64,16 +65,16 @@ def grad(f, # a function of numbers (or `Value`s) that returns one `Value`
     grad_f.__name__ = grad_f.__qualname__ = f"grad({getattr(f, '__name__', 'f')})"
     return grad_f
 
-def value_and_grad(f, # a function of numbers (or `Value`s) that returns one `Value`
-                   argnums=0, # as in `grad`
+def value_and_grad(f, # a function of numbers (or Values) that returns one Value
+                   argnums=0, # as in grad
                   ):
     "The function that gives `(f(*args), grad(f, argnums)(*args))`, both from one pass"
     def value_and_grad_f(*args): return _value_and_grad(f, args, argnums, 'value_and_grad')
     value_and_grad_f.__name__ = value_and_grad_f.__qualname__ = f"value_and_grad({getattr(f, '__name__', 'f')})"
     return value_and_grad_f
 
-# %% ../nbs/10_func.ipynb #76af8a8b
-def hessian(f, # a function of n numbers (or `Value`s) that returns one `Value`
+# %% ../nbs/10_func.ipynb #1c740333
+def hessian(f, # a function of n numbers (or Values) that returns one Value
            ):
     "The function that gives the second derivatives of `f`: an n x n tuple of tuples, row i column j d2f/dxi dxj"
     def hessian_f(*args):
