@@ -46,7 +46,7 @@ def _pow_grads(out, g):
     if base.data == 0 and k.data < 1: return g * math.inf, None  # the slope of b**k, 0 < k < 1, at b = 0
     return g * k * base ** (k.data - 1), None
 
-# %% ../nbs/09_autograd.ipynb #ff3a5d3b
+# %% ../nbs/09_autograd.ipynb #4f268ddb
 @differentiable_rule('exp')
 def _exp_grads(out, g): return (g * out,)
 
@@ -60,7 +60,8 @@ def _tanh_grads(out, g): return (g * (1 - out * out),)
 def _sigmoid_grads(out, g): return (g * out * (1 - out),)
 
 @differentiable_rule('relu')
-def _relu_grads(out, g): return (g if out.data > 0 else None,)  # a step: its own slope is 0
+def _relu_grads(out, g):
+    return (g if out.data > 0 else None,)  # [x > 0] is a step: its own slope is 0
 
 # %% ../nbs/09_autograd.ipynb #cb0cbec8
 def _topological_order(root):
@@ -172,9 +173,8 @@ def _argument_names(f, n):
     params = [p.name for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
     return [params[i] if i < len(params) else f"x{i}" for i in range(n)]
 
-# %% ../nbs/09_autograd.ipynb #e17624ec
-def gradcheck(f, # a function of Values that returns a Value
-              *xs, # the point: one number per argument of f
+# %% ../nbs/09_autograd.ipynb #3dc33129
+def gradcheck(f, *xs, # a function of Values returning a Value, and the point: one number per argument of f
               eps=1e-6, # the nudge of the finite differences
               atol=1e-5, rtol=1e-3): # allowed difference: atol + rtol * abs(numerical)
     "True if autograd's derivatives of `f` at `xs` match finite differences, else a `GradcheckError` saying where"
@@ -198,9 +198,8 @@ def _lift_output(y, fname):
     if isinstance(y, numbers.Real): return Value(y)
     raise TypeError(f"{fname} needs f to return a Value or a number, got {_describe(y)}")
 
-# %% ../nbs/09_autograd.ipynb #8970bc0d
-def gradgradcheck(f, # a function of Values that returns a Value
-                  *xs, # the point: one number per argument of f
+# %% ../nbs/09_autograd.ipynb #6d0e4245
+def gradgradcheck(f, *xs, # a function of Values returning a Value, and the point: one number per argument of f
                   eps=1e-6, atol=1e-5, rtol=1e-3): # as in gradcheck
     "True if autograd's first and second derivatives of `f` at `xs` match finite differences, else a `GradcheckError`"
     xs = _check_point(xs, 'gradgradcheck')
@@ -215,7 +214,7 @@ def gradgradcheck(f, # a function of Values that returns a Value
         _compare(names, xs, second, _finite_differences(first(i), xs, eps), f'the derivative of df/d{names[i]}', atol, rtol)
     return True
 
-# %% ../nbs/09_autograd.ipynb #ea233e5e
+# %% ../nbs/09_autograd.ipynb #21d0189f
 @contextmanager
 def no_grad():
     "Within `with no_grad():` ops build no graph: every result is a leaf. Restores the previous mode on exit"
@@ -223,6 +222,7 @@ def no_grad():
     try: yield
     finally: _set_grad_enabled(previous)
 
+# %% ../nbs/09_autograd.ipynb #0fff3c0e
 @contextmanager
 def enable_grad():
     "Within `with enable_grad():` ops build the graph again, also inside `no_grad`"

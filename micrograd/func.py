@@ -56,7 +56,7 @@ def _value_and_grad(f, args, argnums, fname):
         grads = autograd.grad(out, [args[i] for i in positions], create_graph=nested)
     return (out if nested else out.data), (grads[0] if isinstance(argnums, int) else grads)
 
-# %% ../nbs/10_func.ipynb #aa806d1f
+# %% ../nbs/10_func.ipynb #4eacc0e6
 def grad(f, # a function of numbers (or Values) that returns one Value
          argnums=0, # which argument to differentiate with respect to: an int, or a tuple of ints
         ):
@@ -65,6 +65,7 @@ def grad(f, # a function of numbers (or Values) that returns one Value
     grad_f.__name__ = grad_f.__qualname__ = f"grad({getattr(f, '__name__', 'f')})"
     return grad_f
 
+# %% ../nbs/10_func.ipynb #761ed683
 def value_and_grad(f, # a function of numbers (or Values) that returns one Value
                    argnums=0, # as in grad
                   ):
@@ -73,10 +74,9 @@ def value_and_grad(f, # a function of numbers (or Values) that returns one Value
     value_and_grad_f.__name__ = value_and_grad_f.__qualname__ = f"value_and_grad({getattr(f, '__name__', 'f')})"
     return value_and_grad_f
 
-# %% ../nbs/10_func.ipynb #1c740333
-def hessian(f, # a function of n numbers (or Values) that returns one Value
-           ):
-    "The function that gives the second derivatives of `f`: an n x n tuple of tuples, row i column j d2f/dxi dxj"
+# %% ../nbs/10_func.ipynb #de645402
+def hessian(f):
+    "The function that gives the second derivatives of `f` (of n numbers) as an n x n tuple of tuples: d2f/dxi dxj"
     def hessian_f(*args):
         every = tuple(range(len(args)))
         if not every: raise TypeError("hessian(f) needs f to take at least one number")
