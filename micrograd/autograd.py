@@ -20,7 +20,7 @@ def differentiable_rule(op):
         return rule
     return register
 
-# %% ../nbs/09_autograd.ipynb #6e562d3c
+# %% ../nbs/09_autograd.ipynb #67a3803e
 @differentiable_rule('+')
 def _add_grads(out, g): return g, g
 
@@ -34,8 +34,8 @@ def _mul_grads(out, g):
 
 @differentiable_rule('/')
 def _div_grads(out, g):
-    a, b = out._left, out._right
-    return g / b, -g * a / (b * b)
+    b = out._right
+    return g / b, -g * out / b  # -a/b**2 as -(a/b)/b, as the engine does: b*b could overflow
 
 # %% ../nbs/09_autograd.ipynb #bf191675
 @differentiable_rule('**')
