@@ -140,7 +140,7 @@ def _check_grad_args(output, inputs):
                         f"got {_describe(inputs)}")
     return inputs
 
-# %% ../nbs/09_autograd.ipynb #97cd3154
+# %% ../nbs/09_autograd.ipynb #40210a97
 class GradcheckError(AssertionError):
     "A gradient from autograd differs from its finite-difference estimate"
 
@@ -173,7 +173,7 @@ def _argument_names(f, n):
     params = [p.name for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
     return [params[i] if i < len(params) else f"x{i}" for i in range(n)]
 
-# %% ../nbs/09_autograd.ipynb #3dc33129
+# %% ../nbs/09_autograd.ipynb #d1d90e50
 def gradcheck(f, *xs, # a function of Values returning a Value, and the point: one number per argument of f
               eps=1e-6, # the nudge of the finite differences
               atol=1e-5, rtol=1e-3): # allowed difference: atol + rtol * abs(numerical)
@@ -198,7 +198,7 @@ def _lift_output(y, fname):
     if isinstance(y, numbers.Real): return Value(y)
     raise TypeError(f"{fname} needs f to return a Value or a number, got {_describe(y)}")
 
-# %% ../nbs/09_autograd.ipynb #6d0e4245
+# %% ../nbs/09_autograd.ipynb #42fb9f81
 def gradgradcheck(f, *xs, # a function of Values returning a Value, and the point: one number per argument of f
                   eps=1e-6, atol=1e-5, rtol=1e-3): # as in gradcheck
     "True if autograd's first and second derivatives of `f` at `xs` match finite differences, else a `GradcheckError`"
@@ -214,7 +214,7 @@ def gradgradcheck(f, *xs, # a function of Values returning a Value, and the poin
         _compare(names, xs, second, _finite_differences(first(i), xs, eps), f'the derivative of df/d{names[i]}', atol, rtol)
     return True
 
-# %% ../nbs/09_autograd.ipynb #21d0189f
+# %% ../nbs/09_autograd.ipynb #9d352676
 @contextmanager
 def no_grad():
     "Within `with no_grad():` ops build no graph: every result is a leaf. Restores the previous mode on exit"
@@ -222,7 +222,7 @@ def no_grad():
     try: yield
     finally: _set_grad_enabled(previous)
 
-# %% ../nbs/09_autograd.ipynb #0fff3c0e
+# %% ../nbs/09_autograd.ipynb #c00ad296
 @contextmanager
 def enable_grad():
     "Within `with enable_grad():` ops build the graph again, also inside `no_grad`"
