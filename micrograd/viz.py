@@ -160,7 +160,7 @@ def _add_budget_note(body, hidden, max_nodes, cut, kind='Values'):
 
 # %% ../nbs/01_viz.ipynb #d20fd373
 def _tensor_label(t):
-    "The record label of a tensor `t`: its label (if any), its shape, and its data and grad if it holds one number"
+    "The record label of a tensor `t`: its label and shape, and for one number its data and grad"
     fields = [] if t.shape == () else [f"shape {t.shape}"]
     if t.data.size == 1:
         fields.append(f"data {_number(t.data.item())}")
