@@ -20,7 +20,7 @@ class Tensor:
 
     def __init__(self,
                  data,                  # a number, nested lists of numbers, or a numpy array
-                 requires_grad=False,   # whether `backward` should compute this tensor's `grad`
+                 requires_grad=False,   # whether `backward` should compute this tensor's `.grad`
                  label=''):             # a name, for display
         self.data = _as_array(data)
         self.grad, self.requires_grad, self.label = None, bool(requires_grad), label
@@ -102,7 +102,7 @@ def _backward_order(root):
 @patch
 def backward(self:Tensor,
              gradient=None):  # d(final number)/d(self), of self's shape; None for a one-element tensor: 1
-    "Set `grad` of every tensor that `self` depends on and that requires a gradient; leaves accumulate"
+    "Set `.grad` of every tensor that `self` depends on and that requires a gradient; leaves accumulate"
     if not self.requires_grad:
         raise ValueError("backward() needs a tensor that depends on one with requires_grad=True, "
                          "such as Tensor(data, requires_grad=True)")
@@ -126,7 +126,7 @@ def backward(self:Tensor,
 
 # %% ../nbs/11_tensor.ipynb #4248c0ef
 def _unbroadcast(grad, shape):
-    "`grad` summed over the axes that broadcasting added or stretched, so that it has `shape`"
+    "The gradient *grad* summed over the axes that broadcasting added or stretched, so that it has `shape`"
     if grad.shape == shape: return grad
     added = grad.ndim - len(shape)
     if added: grad = grad.sum(axis=tuple(range(added)))
@@ -134,7 +134,7 @@ def _unbroadcast(grad, shape):
     return grad.sum(axis=stretched, keepdims=True) if stretched else grad
 
 def _accumulate(t, grad):
-    "Add `grad`, summed back to the shape of `t`, to `t.grad`: `+=`, never `=`"
+    "Add the gradient *grad*, summed back to the shape of `t`, to `t.grad`: `+=`, never `=`"
     if grad.shape != t.data.shape: grad = _unbroadcast(grad, t.data.shape)
     if t.grad is None:  # the first share; a leaf gets an array of its own
         t.grad = grad if t._prev and type(grad) is np.ndarray else np.array(grad, dtype=np.float64)
@@ -468,7 +468,7 @@ class Linear(Module):
         return [self.w, self.b]
 
     def zero_grad(self):
-        "Set the `grad` of every parameter to None"
+        "Set the `.grad` of every parameter to None"
         for p in self.parameters(): p.grad = None
 
     def __repr__(self): return f"Linear({self.nin} -> {self.nout})"
