@@ -6,8 +6,8 @@
 __all__ = ['moons_loss', 'decayed_lr', 'progress_line', 'MoonsRun', 'train_moons', 'plot_history', 'plot_decision_boundary',
            'predict_classes', 'DigitsRun', 'train_digits', 'plot_digits', 'plot_confusion', 'demo', 'main']
 
-# %% ../nbs/07_demo.ipynb #d5f15650
-import math, os, random, sys, tempfile, time, warnings
+# %% ../nbs/07_demo.ipynb #8e93f722
+import math, os, random, secrets, sys, tempfile, time, warnings
 from pathlib import Path
 from typing import NamedTuple
 from fastcore.script import anno_parser
@@ -279,7 +279,7 @@ def _demo_options(task, steps, seed, out, samples, noise):
     return dict(task=task, steps=steps, seed=seed, out=Path(default_out if out is None else out), samples=samples,
                 noise=0.1 if noise is None else noise)
 
-# %% ../nbs/07_demo.ipynb #cab607f0
+# %% ../nbs/07_demo.ipynb #d9451105
 def _make_folder(folder):
     "Create `folder` and its missing parents; return the folders created, or raise a `_UsageError`"
     if folder.exists() and not folder.is_dir(): raise _UsageError(f"--out {folder} is a file, not a folder")
@@ -304,9 +304,7 @@ def _write_all(folder, writers):
     temporary = {}
     try:
         for name, write in writers.items():
-            handle, path = tempfile.mkstemp(prefix=f'.{name}.', suffix='.partial', dir=folder)
-            os.close(handle)
-            temporary[name] = path
+            temporary[name] = path = folder / f'.{name}.{secrets.token_hex(4)}.partial'  # a new file: usual permissions
             write(path)
         for name, path in temporary.items(): os.replace(path, folder / name)
     finally:
