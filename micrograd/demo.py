@@ -156,14 +156,16 @@ def plot_decision_boundary(model, # maps a point `[x1, x2]` to a score `Value`
     fig.tight_layout()
     return fig
 
-# %% ../nbs/07_demo.ipynb #151d1fbd
+# %% ../nbs/07_demo.ipynb #a7851793
 def predict_classes(model, # maps an input to a list of logits, one per class
                     X, # inputs
                    ):
     "The index of the largest logit of `model(x)` for every `x` in `X`"
     return [max(range(len(out)), key=lambda c: out[c].data) for out in map(model, X)]
 
-def _scaled(images): return [[v / 16.0 for v in image] for image in images]
+def _scaled(images):
+    "Pixels from 0 to 16 divided by 16, so that they run from 0 to 1"
+    return [[v / 16.0 for v in image] for image in images]
 
 # %% ../nbs/07_demo.ipynb #95ffd0ab
 class DigitsRun(NamedTuple):
