@@ -6,10 +6,10 @@
 __all__ = ['moons_loss', 'decayed_lr', 'progress_line', 'MoonsRun', 'train_moons', 'plot_history', 'plot_decision_boundary',
            'predict_classes', 'DigitsRun', 'train_digits', 'plot_digits', 'plot_confusion', 'demo', 'main']
 
-# %% ../nbs/07_demo.ipynb #8e93f722
+# %% ../nbs/07_demo.ipynb #72206af3
 import math, os, random, secrets, sys, tempfile, time, warnings
 from pathlib import Path
-from typing import NamedTuple
+from dataclasses import dataclass
 from fastcore.script import anno_parser
 from .engine import Value, _need_int, _need_real
 from .nn import MLP
@@ -18,8 +18,8 @@ from .optim import SGD, Adam
 from .data import make_moons, load_digits
 from .io import save_model
 
-# %% ../nbs/07_demo.ipynb #69f3b5f0
-def moons_loss(model, # maps a point `[x1, x2]` to a score `Value`
+# %% ../nbs/07_demo.ipynb #71c3ee78
+def moons_loss(model, # maps a point `[x1, x2]` to a score, a Value
                X, # points, a list of `[x1, x2]`
                y, # labels in {-1, +1}
                alpha=1e-4, # weight of the L2 penalty on all parameters
@@ -55,8 +55,9 @@ def _show_progress(k, steps, start, **stats):
     line = f"{progress_line(k, steps, **stats)} {time.perf_counter() - start:.1f} s"
     print(('\r' if live else '') + line, end='\n' if k == steps else '', file=sys.stderr, flush=True)
 
-# %% ../nbs/07_demo.ipynb #a023745c
-class MoonsRun(NamedTuple):
+# %% ../nbs/07_demo.ipynb #1cc2c8c0
+@dataclass
+class MoonsRun:
     "The result of `train_moons`: the trained model, its data, and the loss and accuracy after each update"
     model: MLP
     X: list
@@ -134,8 +135,8 @@ def _grid(X, step, margin, max_points=100):
         return [low + i * spacing for i in range(n)]
     return axis([p[0] for p in X]), axis([p[1] for p in X])
 
-# %% ../nbs/07_demo.ipynb #1bbe2960
-def plot_decision_boundary(model, # maps a point `[x1, x2]` to a score `Value`
+# %% ../nbs/07_demo.ipynb #df51587c
+def plot_decision_boundary(model, # maps a point `[x1, x2]` to a score, a Value
                            X, # points, a list of `[x1, x2]`
                            y, # labels in {-1, +1}
                            step=0.1, # grid spacing: smaller is smoother and slower (at most 100 points per axis)
@@ -167,8 +168,9 @@ def _scaled(images):
     "Pixels from 0 to 16 divided by 16, so that they run from 0 to 1"
     return [[v / 16.0 for v in image] for image in images]
 
-# %% ../nbs/07_demo.ipynb #95ffd0ab
-class DigitsRun(NamedTuple):
+# %% ../nbs/07_demo.ipynb #d5601bdd
+@dataclass
+class DigitsRun:
     "The result of `train_digits`: the model, the images (pixels 0 to 16) it trained and was tested on, the curves"
     model: MLP
     X_train: list
