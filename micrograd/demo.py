@@ -265,23 +265,24 @@ def plot_confusion(y_true, # the right class of each sample
     fig.tight_layout()
     return fig
 
-# %% ../nbs/07_demo.ipynb #e43d3296
+# %% ../nbs/07_demo.ipynb #927ae7c0
 class _UsageError(ValueError): "A bad option of `micrograd-demo`: exit status 2"
 
-_TASKS = {'moons': ('moons-demo', 100), 'digits': ('digits-demo', 600)}
+_TASKS = {'moons': ('moons-demo', 100, 10_000), 'digits': ('digits-demo', 600, 1797 - 300)}  # folder, samples, most
 
 def _demo_options(task, steps, seed, out, samples, noise):
     "The checked options of `demo`, with the defaults of `task` filled in"
     if task not in _TASKS: raise _UsageError(f"--task must be moons or digits, got {task!r}")
     steps, seed = _need_int(steps, 'steps', 'demo'), _need_int(seed, 'seed', 'demo', low=0)
-    default_out, default_samples = _TASKS[task]
+    default_out, default_samples, most = _TASKS[task]
     samples = default_samples if samples is None else _need_int(samples, 'samples', 'demo', low=2)
-    if task == 'digits' and samples > 1797 - 300:
-        raise _UsageError(f"--samples for the digits must be at most 1497 (300 of the 1797 images are kept for testing), got {samples}")
+    if samples > most:
+        why = 'each step runs every point through the network' if task == 'moons' else '300 of the 1797 images are kept for testing'
+        raise _UsageError(f"--samples for the {task} must be at most {most} ({why}), got {samples}")
     if task == 'digits' and noise is not None: raise _UsageError("--noise is for the moons only, not the digits")
-    if task == 'moons': make_moons(samples, noise=0.1 if noise is None else noise, seed=seed)  # checks noise
-    return dict(task=task, steps=steps, seed=seed, out=Path(default_out if out is None else out), samples=samples,
-                noise=0.1 if noise is None else noise)
+    noise = 0.1 if noise is None else noise
+    if task == 'moons': make_moons(2, noise=noise, seed=seed)  # checks noise and seed
+    return dict(task=task, steps=steps, seed=seed, out=Path(default_out if out is None else out), samples=samples, noise=noise)
 
 # %% ../nbs/07_demo.ipynb #d9451105
 def _make_folder(folder):
@@ -355,12 +356,12 @@ def _run(task, steps, seed, out, samples, noise, quiet):
     for path in paths: print(f"wrote {path}")
     print("load the weights with:\n" + _load_hint(paths[-1]))
 
-# %% ../nbs/07_demo.ipynb #b40340a1
+# %% ../nbs/07_demo.ipynb #e6c6c5e7
 def demo(task:str='moons', # what to learn: moons (two half circles) or digits (handwritten digits 0 to 9)
          steps:int=100, # number of training steps
          seed:int=1, # random seed for the data and the initial weights
          out:str=None, # output folder for the pictures and the weights, created if missing (default: TASK-demo)
-         samples:int=None, # training points (default: 100 moons points, or 600 digits with 300 more kept for testing)
+         samples:int=None, # training points (default: 100 moons points, at most 10000; or 600 digits, at most 1497)
          noise:float=None, # moons only: standard deviation of the noise on the points, from 0 to 1000 (default: 0.1)
          quiet:bool=False, # hide the progress bar
         ):
