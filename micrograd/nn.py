@@ -18,7 +18,7 @@ class Module:
         return []
 
     def zero_grad(self):
-        "Set the `grad` of every parameter back to 0"
+        "Set the `.grad` of every parameter back to 0"
         for p in self.parameters(): p.grad = 0.0
 
 # %% ../nbs/02_nn.ipynb #39a156bb

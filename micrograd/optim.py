@@ -18,16 +18,16 @@ class Optimizer:
         self.lr = _need_real(lr, 'lr', type(self).__name__, low=0.0, high_open=True)
 
     def zero_grad(self):
-        "Set the `grad` of every parameter back to 0"
+        "Set the `.grad` of every parameter back to 0"
         for p in self.params: p.grad = 0.0
 
     def step(self):
-        "Update every parameter from its `grad`"
+        "Update every parameter from its `.grad`"
         raise NotImplementedError
 
 # %% ../nbs/04_optim.ipynb #fa62a78f
 def _parameters(params, fn):
-    "`params` as a non-empty list of parameters (anything with `data` and `grad`), else an error naming `fn`"
+    "`params` as a non-empty list of parameters (anything with `data` and `.grad`), else an error naming `fn`"
     if hasattr(params, 'parameters'):
         raise TypeError(f"{fn}() needs params to be a list of parameters: pass model.parameters(), not the {type(params).__name__} itself")
     if isinstance(params, (str, bytes, Mapping, Set)) or not isinstance(params, Iterable):
