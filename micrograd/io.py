@@ -226,7 +226,7 @@ def _torch_activations(torch):
 
 def to_torch(mlp:MLP, # the network to convert
             ):
-    "A float64 `torch.nn.Sequential` of `Linear` layers and activations that computes what `mlp` computes"
+    "A float64 `torch.nn.Sequential` of `torch.nn.Linear` layers and activations that computes what `mlp` computes"
     if not isinstance(mlp, MLP): raise TypeError(f"to_torch() needs mlp to be an MLP, got {_describe(mlp)}")
     torch = _import_torch('to_torch')
     modules = []
