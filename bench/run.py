@@ -30,12 +30,21 @@ def config(quick):
                 chain=dict(n=1_000_000, ours=3, orig=1, torch=1),
                 graph=dict(n=1_000_000, ours=3, orig=1, torch=1), draw=dict(n=10_000, ours=5), profile_reps=3)
 
+def installed_version(folder):
+    "The version of the micrograd distribution that `pip install --target` put in `folder`, or None"
+    from importlib.metadata import distributions
+    found = [d.version for d in distributions(path=[str(folder)]) if d.metadata['Name'] == 'micrograd']
+    return found[0] if found else None
+
 def ensure_orig():
     "Install micrograd 0.1.0 (no dependencies) into its private folder if it is missing"
-    if (ORIG_DIR / 'micrograd' / 'engine.py').exists(): return
+    if (ORIG_DIR / 'micrograd' / 'engine.py').exists() and installed_version(ORIG_DIR) == '0.1.0': return
     print(f"installing micrograd==0.1.0 into {ORIG_DIR.relative_to(REPO)} ...", flush=True)
-    subprocess.run([sys.executable, '-m', 'pip', 'install', '--quiet', '--no-deps', '--target', str(ORIG_DIR),
-                    'micrograd==0.1.0'], check=True)
+    # --target installs beside whatever micrograd this environment has (ours is 0.2.0 and up, editable or not)
+    subprocess.run([sys.executable, '-m', 'pip', 'install', '--quiet', '--no-deps', '--upgrade', '--target',
+                    str(ORIG_DIR), 'micrograd==0.1.0'], check=True)
+    if installed_version(ORIG_DIR) != '0.1.0':
+        raise SystemExit(f"{ORIG_DIR} should hold micrograd 0.1.0, but holds {installed_version(ORIG_DIR)}")
 
 class Worker:
     "One system in its own process, driven by JSON lines"
@@ -144,6 +153,8 @@ def run(quick=False):
     finally:
         for w in workers.values(): w.close()
     assert not infos['ours']['torch_imported'] and not infos['orig']['torch_imported'], "a pure-Python worker imported torch"
+    assert infos['orig']['version'] == '0.1.0' and infos['ours']['version'] != '0.1.0', \
+        f"expected ours beside micrograd 0.1.0, got ours {infos['ours']['version']}, orig {infos['orig']['version']}"
     return dict(config=cfg, machine=machine(infos['torch'], load_before), systems=infos, raw=raw,
                 run_seconds=time.perf_counter() - t_start)
 

@@ -21,7 +21,8 @@ def setup_ours():
     import micrograd
     from micrograd.engine import Value
     assert Path(micrograd.__file__).resolve().parent == ours / 'micrograd', micrograd.__file__
-    info = dict(engine='micrograd (this repo)', path=str(Path(micrograd.__file__).parent))
+    info = dict(engine='micrograd (this repo)', path=str(Path(micrograd.__file__).parent),
+                version=getattr(micrograd, '__version__', None))
     try:
         from micrograd.nn import MLP
         def make_model(rng_seed):
@@ -55,8 +56,10 @@ def setup_orig():
         random.seed(rng_seed)
         model = MLP(2, [16, 16, 1])  # relu hidden layers, linear output
         return model, model.parameters(), model.zero_grad
+    from importlib.metadata import distributions  # 0.1.0 has no __version__: read pip's record of it
+    version = next((d.version for d in distributions(path=[str(ORIG_DIR)]) if d.metadata['Name'] == 'micrograd'), None)
     return Value, make_model, None, dict(engine='micrograd 0.1.0 (PyPI)', path=str(Path(micrograd.__file__).parent),
-                                         model='micrograd 0.1.0 nn.MLP')
+                                         version=version, model='micrograd 0.1.0 nn.MLP')
 
 def setup_torch():
     import torch
