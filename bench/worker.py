@@ -113,10 +113,12 @@ def main():
             return update
     info.update(pid=os.getpid(), python=sys.version.split()[0], gc_enabled=gc.isenabled())
     print(json.dumps(dict(ready=True, info=info)), flush=True)
-    for line in sys.stdin:
+    for number, line in enumerate(sys.stdin):
         cmd = json.loads(line)
         try:
             kind = cmd['workload']
+            if kind == 'rss' and number > 0:
+                raise ValueError("the rss workload must be the first command of a fresh worker")
             if kind == 'moons':
                 model, params, zero_grad = make_model(cmd['seed'])
                 X, y = cmd['X'], cmd['y']
@@ -146,6 +148,8 @@ def main():
                 out['recursion_limit'] = sys.getrecursionlimit()
             elif kind == 'graph':
                 out = W.graph(Value, cmd['n'], memory=cmd.get('memory', True), count=not is_torch)
+            elif kind == 'rss':
+                out = W.rss_growth(Value, cmd['n'], count=not is_torch)
             elif kind == 'draw':
                 out = None if draw_dot is None else W.draw(Value, draw_dot, cmd['n'])
             elif kind == 'info':
