@@ -7,6 +7,7 @@ __all__ = ['numerical_grad', 'Value', 'grad_rule']
 
 # %% ../nbs/00_engine.ipynb #8c4c7937
 import math, numbers
+from collections.abc import Iterable, Mapping, Set
 from fastcore.basics import patch
 
 # %% ../nbs/00_engine.ipynb #820cf8bd
@@ -310,3 +311,37 @@ def backward(self:Value):
     rules = _grad_rules
     for node in reversed(order): rules.get(node._op, _no_rule)(node)
     for leaf, grad in earlier.items(): leaf.grad += grad
+
+# %% ../nbs/00_engine.ipynb #f1301094
+def _need_int(value, name, fn, low=1):
+    "`value` as an int if it is an integer >= `low` (numpy integers too, bools not), else an error naming `fn` and `name`"
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{fn}() needs {name} to be an integer >= {low}, got {_describe(value)}")
+    if value < low: raise ValueError(f"{fn}() needs {name} to be an integer >= {low}, got {_describe(value)}")
+    return int(value)
+
+# %% ../nbs/00_engine.ipynb #c3401760
+def _need_real(value, name, fn, low=-math.inf, high=math.inf, low_open=False, high_open=False):
+    "`value` as a float if it is a real number (bools not) in the range from `low` to `high`, else an error naming `fn` and `name`"
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{fn}() needs {name} to be a real number, got {_describe(value)}")
+    try: x = float(value)
+    except OverflowError: x = math.inf if value > 0 else -math.inf  # an integer too large for a float
+    if not ((low < x if low_open else low <= x) and (x < high if high_open else x <= high)):  # nan fails both
+        where = f"{'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+        raise ValueError(f"{fn}() needs {name} to be a real number in {where}, got {_describe(value)}")
+    return x
+
+# %% ../nbs/00_engine.ipynb #4a411872
+def _need_values(xs, name, fn):
+    "`xs` (a list, tuple or other iterable of `Value`s and real numbers) as a list of `Value`s, else a TypeError naming `fn` and `name`"
+    if isinstance(xs, (str, bytes, Mapping, Set)) or not isinstance(xs, Iterable):
+        raise TypeError(f"{fn}() needs {name} to be a list of Values or numbers, got {_describe(xs)}")
+    out = []
+    for i, x in enumerate(xs):
+        if type(x) is not Value:
+            if isinstance(x, Value): pass
+            elif isinstance(x, numbers.Real) and not isinstance(x, bool): x = Value(x)
+            else: raise TypeError(f"{fn}() needs {name} to be a list of Values or numbers, but item {i} is {_describe(x)}")
+        out.append(x)
+    return out
