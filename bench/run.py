@@ -1,7 +1,7 @@
 """Benchmark micrograd (this repo) against micrograd 0.1.0 and PyTorch, and print one table.
 
     python bench/run.py            # full run (a few minutes), writes bench/results.json and bench/results.md
-    python bench/run.py --quick    # smaller sizes and fewer repetitions (well under a minute)
+    python bench/run.py --quick    # smaller sizes and fewer repetitions (under a minute); writes nothing without --out
 
 Each system runs in its own worker process (`worker.py`); repetitions are interleaved A B C A B C and the
 table reports medians. micrograd 0.1.0 is installed from PyPI into bench/.micrograd-0.1.0/ the first time.
@@ -350,7 +350,8 @@ def report(res):
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument('--quick', action='store_true', help='smaller sizes and fewer repetitions')
-    p.add_argument('--out', default=str(BENCH), help='folder for results.json and results.md (default: bench/)')
+    p.add_argument('--out', help='folder for results.json and results.md (default: bench/ for a full run; a quick run '
+                                 'writes nothing unless given one, so it never replaces the full results the docs show)')
     p.add_argument('--no-save', action='store_true', help='print only, write no files')
     p.add_argument('--ours', help='folder holding the micrograd package to measure as ours (default: this repo)')
     args = p.parse_args(argv)
@@ -359,7 +360,8 @@ def main(argv=None):
     res['table'], res['profile_table'] = table(res), profile_table(res)
     res['report'] = text = report(res)
     print(text)
-    if not args.no_save:
+    if args.out is None and not args.quick: args.out = str(BENCH)
+    if args.out and not args.no_save:
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
         (out / 'results.json').write_text(json.dumps(res, indent=1) + '\n')
