@@ -5,15 +5,17 @@
 # %% auto #0
 __all__ = ['numerical_grad', 'Value', 'grad_rule']
 
-# %% ../nbs/00_engine.ipynb #8c4c7937
+# %% ../nbs/00_engine.ipynb #c07cbcb3
 import math, numbers
 from collections.abc import Iterable, Mapping, Set
 from fastcore.basics import patch
 
-# %% ../nbs/00_engine.ipynb #820cf8bd
-def numerical_grad(f, # a function of plain numbers that returns a number or a `Value`
-                   *xs, # the point: one real number per argument of `f`
-                   h=1e-6): # the nudge
+# %% ../nbs/00_engine.ipynb #e63d2d4d
+def numerical_grad(
+    f, # a function of plain numbers that returns a number or a Value
+    *xs, # the point: one real number per argument of `f`
+    h=1e-6, # the nudge
+):
     "Central finite-difference estimate of the derivative of `f` at `xs`: a float for one input, else a tuple"
     xs = [_real(x) for x in xs]
     def at(i, delta):
@@ -30,7 +32,9 @@ def _real(x):
     if not isinstance(x, numbers.Real): raise TypeError(f"numerical_grad takes real numbers, got {type(x).__name__} {x!r}")
     return float(x)
 
-# %% ../nbs/00_engine.ipynb #edc8886b
+# %% ../nbs/00_engine.ipynb #aaf56c44
+_grad_enabled = True  # ops record the graph unless this is switched off (see the end of the chapter)
+
 class Value:
     "A scalar that remembers the op and children that made it, so gradients can flow back"
     __slots__ = ('data', 'grad', 'label', '_op', '_left', '_right')
@@ -39,9 +43,11 @@ class Value:
     def __init__(self, data, _children=(), _op='', label=''):
         self.data = data if type(data) is float else _as_float(data)
         self.grad = 0.0
-        if len(_children) == 2 and isinstance(_children[0], Value) and isinstance(_children[1], Value):
-            self._left, self._right = _children  # a binary op's output: the hot path, checked inline
-        else: self._left, self._right = _two_children(_children)
+        self._left = self._right = None
+        if _children:
+            left, right = _two_children(_children)
+            if _grad_enabled: self._left, self._right = left, right
+            else: _op = ''  # graph building is off: a leaf
         self._op = _op
         self.label = label
 
@@ -55,7 +61,7 @@ class Value:
         label = f", label={self.label!r}" if self.label else ""
         return f"Value(data={self.data}, grad={self.grad}{label})"
 
-# %% ../nbs/00_engine.ipynb #758e78fa
+# %% ../nbs/00_engine.ipynb #47c6065a
 def _describe(x, width=40):
     "Type and a short repr of `x`, for error messages"
     text = repr(x)
@@ -70,14 +76,12 @@ def _as_float(x):
 def _two_children(children):
     "`children` (at most two `Value`s) as a (left, right) pair, `None` where missing"
     children = tuple(children)
-    if len(children) == 2 and isinstance(children[0], Value) and isinstance(children[1], Value):
-        return children  # a binary op's output: the common case, checked first because it is hot
     if len(children) > 2: raise ValueError(f"a Value has at most two children, got {len(children)}")
     for child in children:
         if not isinstance(child, Value): raise TypeError(f"children must be Values, got {_describe(child)}")
     return (children + (None, None))[:2]
 
-# %% ../nbs/00_engine.ipynb #e663833c
+# %% ../nbs/00_engine.ipynb #82d992c1
 _grad_rules = {}
 
 def grad_rule(op):
@@ -96,15 +100,15 @@ def _backward(self:Value):
     "Pass this node's `grad` on to its children, by the rule of its op"
     if self._left is not None: _grad_rules.get(self._op, _no_rule)(self)
 
-# %% ../nbs/00_engine.ipynb #ffa784e2
+# %% ../nbs/00_engine.ipynb #32ef763f
 _new = object.__new__  # looked up once: `_new(Value)` is a Value whose slots are still empty
 
 def _result(data, op, left, right=None):
     "The `Value` an op returns: the same node as `Value(data, (left, right), op)`, built without `__init__`'s checks"
     out = _new(Value)
-    out.data, out.grad = data, 0.0
-    out._op, out.label = op, ''
-    out._left, out._right = left, right
+    out.data, out.grad, out.label = data, 0.0, ''
+    if _grad_enabled: out._op, out._left, out._right = op, left, right
+    else: out._op, out._left, out._right = '', None, None  # graph building is off: a leaf
     return out
 
 def _lift(x, op, reflected=False):
@@ -114,15 +118,15 @@ def _lift(x, op, reflected=False):
     operands = f"{_describe(x)} and Value" if reflected else f"Value and {_describe(x)}"
     raise TypeError(f"unsupported operand for {op}: {operands} (use a Value or a real number)")
 
-# %% ../nbs/00_engine.ipynb #7d983d2f
+# %% ../nbs/00_engine.ipynb #8a17c6f2
 @patch
 def __add__(self:Value, other):
     "`self + other`"
     other = other if isinstance(other, Value) else _lift(other, '+')
-    out = _new(Value)  # _result(self.data + other.data, '+', self, other), spelled out for speed
-    out.data, out.grad = self.data + other.data, 0.0
-    out._op, out.label = '+', ''
-    out._left, out._right = self, other
+    out = _new(Value)  # what _result(self.data + other.data, '+', self, other) does, without the call
+    out.data, out.grad, out.label = self.data + other.data, 0.0, ''
+    if _grad_enabled: out._op, out._left, out._right = '+', self, other
+    else: out._op, out._left, out._right = '', None, None
     return out
 
 @grad_rule('+')
@@ -131,15 +135,15 @@ def _add_backward(out):
     out._left.grad += out.grad
     out._right.grad += out.grad
 
-# %% ../nbs/00_engine.ipynb #965f2245
+# %% ../nbs/00_engine.ipynb #e763c481
 @patch
 def __mul__(self:Value, other):
     "`self * other`"
     other = other if isinstance(other, Value) else _lift(other, '*')
-    out = _new(Value)  # _result(self.data * other.data, '*', self, other), spelled out for speed
-    out.data, out.grad = self.data * other.data, 0.0
-    out._op, out.label = '*', ''
-    out._left, out._right = self, other
+    out = _new(Value)  # what _result(self.data * other.data, '*', self, other) does, without the call
+    out.data, out.grad, out.label = self.data * other.data, 0.0, ''
+    if _grad_enabled: out._op, out._left, out._right = '*', self, other
+    else: out._op, out._left, out._right = '', None, None
     return out
 
 @grad_rule('*')
@@ -149,7 +153,35 @@ def _mul_backward(out):
     a.grad += b.data * out.grad
     b.grad += a.data * out.grad
 
-# %% ../nbs/00_engine.ipynb #cf92eb26
+# %% ../nbs/00_engine.ipynb #960a99cc
+@patch
+def __sub__(self:Value, other):
+    "`self - other`"
+    other = _lift(other, '-')
+    return _result(self.data - other.data, '-', self, other)
+
+@grad_rule('-')
+def _sub_backward(out):
+    "d(a-b)/da = 1 and d(a-b)/db = -1"
+    out._left.grad += out.grad
+    out._right.grad -= out.grad
+
+# %% ../nbs/00_engine.ipynb #ede51b68
+@patch
+def __truediv__(self:Value, other):
+    "`self / other`; dividing by zero is a ZeroDivisionError, as for Python floats"
+    other = _lift(other, '/')
+    if other.data == 0: raise ZeroDivisionError(f"division by zero: {self!r} / {other!r}")
+    return _result(self.data / other.data, '/', self, other)
+
+@grad_rule('/')
+def _div_backward(out):
+    "d(a/b)/da = 1/b and d(a/b)/db = -a/b**2, as -(a/b)/b: no overflow"
+    a, b = out._left, out._right
+    a.grad += out.grad / b.data
+    b.grad += -(out.data / b.data) * out.grad
+
+# %% ../nbs/00_engine.ipynb #eaea6938
 def _pow(base, exponent):
     "`base ** exponent` for floats, giving inf where Python raises (as IEEE floats and PyTorch do)"
     try: return base ** exponent
@@ -163,9 +195,9 @@ def __pow__(self:Value, other):
     exponent_is_value = isinstance(other, Value)
     other = _lift(other, '**')
     base, exponent = self.data, other.data
-    if exponent_is_value and not base > 0:
+    if exponent_is_value and base <= 0:
         raise ValueError(f"a Value exponent needs a positive base, got base {base} (d/dk base**k = log(base) * base**k)")
-    if base < 0 and not exponent.is_integer():
+    if base < 0 and math.isfinite(exponent) and not exponent.is_integer():
         raise ValueError(f"negative base {base} with non-integer exponent {exponent}: the result would be complex")
     if base == 0 and exponent < 0:
         raise ZeroDivisionError(f"0.0 cannot be raised to the negative power {exponent}")
@@ -177,37 +209,40 @@ def _pow_backward(out):
     base, exponent = out._left, out._right
     k = exponent.data
     if k != 0: base.grad += k * _pow(base.data, k - 1) * out.grad
-    if base.data > 0: exponent.grad += math.log(base.data) * out.data * out.grad
+    if not base.data <= 0: exponent.grad += math.log(base.data) * out.data * out.grad  # nan too: nan in, nan out
 
-# %% ../nbs/00_engine.ipynb #c2350cf3
+# %% ../nbs/00_engine.ipynb #1562aedd
 @patch
-def __neg__(self:Value): return self * -1.0
-
-@patch
-def __sub__(self:Value, other): return self + (-_lift(other, '-'))
-
-@patch
-def __truediv__(self:Value, other):
-    other = _lift(other, '/')
-    if other.data == 0: raise ZeroDivisionError(f"division by zero: {self!r} / {other!r}")
-    return self * other ** -1
+def __neg__(self:Value):
+    "`-self`, as `self * -1.0`"
+    return self * -1.0
 
 @patch
-def __radd__(self:Value, other): return _lift(other, '+', reflected=True) + self
+def __radd__(self:Value, other):
+    "`other + self`, for a number `other`"
+    return _lift(other, '+', reflected=True) + self
 
 @patch
-def __rmul__(self:Value, other): return _lift(other, '*', reflected=True) * self
+def __rsub__(self:Value, other):
+    "`other - self`, for a number `other`"
+    return _lift(other, '-', reflected=True) - self
 
 @patch
-def __rsub__(self:Value, other): return _lift(other, '-', reflected=True) + (-self)
+def __rmul__(self:Value, other):
+    "`other * self`, for a number `other`"
+    return _lift(other, '*', reflected=True) * self
 
 @patch
-def __rtruediv__(self:Value, other): return _lift(other, '/', reflected=True) / self
+def __rtruediv__(self:Value, other):
+    "`other / self`, for a number `other`"
+    return _lift(other, '/', reflected=True) / self
 
 @patch
-def __rpow__(self:Value, other): return _lift(other, '**', reflected=True) ** self
+def __rpow__(self:Value, other):
+    "`other ** self`, for a number `other`"
+    return _lift(other, '**', reflected=True) ** self
 
-# %% ../nbs/00_engine.ipynb #2c6309e9
+# %% ../nbs/00_engine.ipynb #7456d7ff
 @patch
 def exp(self:Value):
     "e ** self"
@@ -220,11 +255,11 @@ def _exp_backward(out):
     "d(e**x)/dx = e**x, the output itself"
     out._left.grad += out.data * out.grad
 
-# %% ../nbs/00_engine.ipynb #1738393b
+# %% ../nbs/00_engine.ipynb #c346e8a9
 @patch
 def log(self:Value):
     "Natural logarithm of a positive value"
-    if not self.data > 0: raise ValueError(f"log() needs a positive number, got {self.data}")
+    if self.data <= 0: raise ValueError(f"log() needs a positive number, got {self.data}")
     return _result(math.log(self.data), 'log', self)
 
 @grad_rule('log')
@@ -233,37 +268,30 @@ def _log_backward(out):
     x = out._left
     x.grad += out.grad / x.data
 
-# %% ../nbs/00_engine.ipynb #c6950685
+# %% ../nbs/00_engine.ipynb #d128207d
 @patch
 def tanh(self:Value):
     "Hyperbolic tangent"
-    out = _new(Value)  # _result(math.tanh(self.data), 'tanh', self), spelled out for speed
-    out.data, out.grad = math.tanh(self.data), 0.0
-    out._op, out.label = 'tanh', ''
-    out._left, out._right = self, None
-    return out
+    return _result(math.tanh(self.data), 'tanh', self)
 
 @grad_rule('tanh')
 def _tanh_backward(out):
     "d(tanh x)/dx = 1 - tanh(x)**2"
     out._left.grad += (1.0 - out.data * out.data) * out.grad
 
-# %% ../nbs/00_engine.ipynb #f44b19a3
+# %% ../nbs/00_engine.ipynb #41a20b7a
 @patch
 def relu(self:Value):
-    "max(0, self)"
-    out = _new(Value)  # _result(self.data if self.data > 0 else 0.0, 'relu', self), spelled out for speed
-    out.data, out.grad = (self.data if self.data > 0 else 0.0), 0.0
-    out._op, out.label = 'relu', ''
-    out._left, out._right = self, None
-    return out
+    "max(0, self): negative numbers become 0, nan stays nan"
+    x = self.data
+    return _result(0.0 if x <= 0.0 else x, 'relu', self)
 
 @grad_rule('relu')
 def _relu_backward(out):
-    "d(relu x)/dx = 1 where x > 0, else 0"
-    if out.data > 0: out._left.grad += out.grad
+    "d(relu x)/dx = 1 where x > 0, else 0; a nan passes its gradient on, as in PyTorch"
+    if out.data != 0.0: out._left.grad += out.grad
 
-# %% ../nbs/00_engine.ipynb #a792df89
+# %% ../nbs/00_engine.ipynb #a3c3aeb3
 @patch
 def sigmoid(self:Value):
     "1 / (1 + e**-self), computed without overflow"
@@ -279,10 +307,10 @@ def _sigmoid_backward(out):
     "d(sigmoid x)/dx = sigmoid(x) * (1 - sigmoid(x))"
     out._left.grad += out.data * (1.0 - out.data) * out.grad
 
-# %% ../nbs/00_engine.ipynb #aa99a93d
-def _backward_order(root):
-    "Nodes with children that `root` depends on, each after its children; leaves' earlier grads. Zeroes every grad"
-    order, earlier, visited, stack = [], {}, set(), [root]
+# %% ../nbs/00_engine.ipynb #66bdcf56
+def _backward_order(root, order, earlier, saved):
+    "Fill `order` with the nodes with children that `root` depends on, each after its children; zero every grad on the way, keeping the nonzero ones in `earlier` (leaves) and `saved` (the others)"
+    visited, stack = set(), [root]
     while stack:
         node = stack.pop()
         if node is None:  # the marker: the node below it has all its children in the order
@@ -292,25 +320,51 @@ def _backward_order(root):
         visited.add(node)
         left, right = node._left, node._right
         if left is None:  # a leaf: no rule to run, but keep its grad from earlier calls
-            if node.grad != 0.0: earlier[node] = node.grad
+            if node.grad: earlier[node] = node.grad
             node.grad = 0.0
             continue
+        if node.grad: saved[node] = node.grad
         node.grad = 0.0
         stack.append(node)
         stack.append(None)  # two appends: faster than += (node, None)
         if left not in visited: stack.append(left)
         if right is not None and right not in visited: stack.append(right)
-    return order, earlier
 
-# %% ../nbs/00_engine.ipynb #1e289099
+# %% ../nbs/00_engine.ipynb #f914c847
 @patch
 def backward(self:Value):
     "Set `grad` of every node `self` depends on to d(self)/d(node); leaves accumulate, as in PyTorch"
-    order, earlier = _backward_order(self)
-    self.grad = 1.0
-    rules = _grad_rules
-    for node in reversed(order): rules.get(node._op, _no_rule)(node)
+    order, earlier, saved = [], {}, {}
+    try:
+        _backward_order(self, order, earlier, saved)
+        self.grad = 1.0
+        rules = _grad_rules
+        for node in reversed(order): rules.get(node._op, _no_rule)(node)
+    except BaseException:
+        _restore(self, order, earlier, saved)
+        raise
     for leaf, grad in earlier.items(): leaf.grad += grad
+
+def _restore(root, order, earlier, saved):
+    "Put back every grad a failed `backward` has touched: the nodes in `order`, their children, and `root`"
+    root.grad = 0.0
+    for node in order:
+        node.grad = node._left.grad = 0.0
+        if node._right is not None: node._right.grad = 0.0
+    for node, grad in (earlier | saved).items(): node.grad = grad
+
+# %% ../nbs/00_engine.ipynb #fee3071d
+@patch
+def detach(self:Value):
+    "A new leaf with the same `data`: gradients do not flow through it"
+    return Value(self.data)
+
+# %% ../nbs/00_engine.ipynb #11796f73
+def _set_grad_enabled(on):
+    "Switch graph building on or off for every op; returns the previous setting"
+    global _grad_enabled
+    previous, _grad_enabled = _grad_enabled, bool(on)
+    return previous
 
 # %% ../nbs/00_engine.ipynb #f1301094
 def _need_int(value, name, fn, low=1):

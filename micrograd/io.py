@@ -5,133 +5,276 @@
 # %% auto #0
 __all__ = ['save_model', 'load_model', 'read_model', 'to_torch', 'from_torch']
 
-# %% ../nbs/06_io.ipynb #e66d9f99
-import json, math, numbers, random
+# %% ../nbs/06_io.ipynb #ebe3a3c6
+import json, math, os, random, secrets
 from pathlib import Path
 from .engine import Value, _describe
 from .nn import Module, Neuron, Layer, MLP
 
-# %% ../nbs/06_io.ipynb #4a618009
+# %% ../nbs/06_io.ipynb #3aa3c7a0
 def _architecture(model):
     "A JSON-ready description of `model`'s shape: its class and its constructor arguments"
-    if isinstance(model, MLP):
-        return {'type': 'MLP', 'nin': model.nin, 'nouts': list(model.nouts), 'act': model.act, 'out_act': model.out_act}
-    if isinstance(model, Layer): return {'type': 'Layer', 'nin': model.nin, 'nout': model.nout, 'act': model.act}
-    if isinstance(model, Neuron): return {'type': 'Neuron', 'nin': model.nin, 'act': model.act}
+    m = model
+    if isinstance(m, MLP): return {'type': 'MLP', 'nin': m.nin, 'nouts': list(m.nouts), 'act': m.act, 'out_act': m.out_act}
+    if isinstance(m, Layer): return {'type': 'Layer', 'nin': m.nin, 'nout': m.nout, 'act': m.act}
+    if isinstance(m, Neuron): return {'type': 'Neuron', 'nin': m.nin, 'act': m.act}
     return {'type': type(model).__name__}
 
-def _describe_architecture(arch):
-    "`arch` written the way the model's repr writes it"
-    formats = {'MLP': "MLP({nin} -> {nouts}, act={act!r}, out_act={out_act!r})",
-               'Layer': "Layer({nin} -> {nout}, act={act!r})", 'Neuron': "Neuron({nin}, act={act!r})"}
-    if not isinstance(arch, dict): return "no architecture" if arch is None else repr(arch)
-    try: return formats[arch['type']].format(**arch)
-    except (KeyError, TypeError): return str(arch.get('type', arch))
+# %% ../nbs/06_io.ipynb #076330a4
+def _parameters_of(model, fn):
+    "The parameters of `model`, checked to be `Value`s, or a TypeError naming `fn`"
+    if not isinstance(model, Module):
+        raise TypeError(f"{fn}() needs model to be a Module (an MLP, Layer, Neuron or your own), "
+                        f"got {_describe(model)}")
+    params = list(model.parameters())
+    for i, p in enumerate(params):
+        if not isinstance(p, Value):
+            raise TypeError(f"{fn}() needs model.parameters() to be Values, but item {i} is {_describe(p)}")
+    return params
 
-# %% ../nbs/06_io.ipynb #50165020
-def save_model(model:Module, path):
+def _need_path(path, fn):
+    "`path` (a str or a path object) as a `Path`, or an error naming `fn`"
+    if isinstance(path, str) and path == '':
+        raise ValueError(f"{fn}() needs path to be a file path, got an empty string")
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"{fn}() needs path to be a file path (a str or a Path), got {_describe(path)}")
+    return Path(path)
+
+def _file_text(model, fn):
+    "The text of `model`'s file: the architecture on one line, then one parameter per line"
+    params = _parameters_of(model, fn)
+    for i, p in enumerate(params):
+        if not math.isfinite(p.data):
+            raise ValueError(f"{fn}() cannot save {model!r}: parameter {i} is {p.data}, "
+                             f"and a model file holds finite numbers only")
+    numbers = ',\n  '.join(json.dumps(p.data) for p in params)
+    return (f'{{\n "format": "micrograd",\n "version": 1,\n'
+            f' "architecture": {json.dumps(_architecture(model))},\n'
+            f' "parameters": [\n  {numbers}\n ]\n}}\n')
+
+def save_model(model:Module, # the model whose architecture and parameters are saved
+               path, # the file to write, a str or a Path; an existing file is replaced whole, or not at all
+              ) -> Path:
     "Write `model`'s architecture and parameters to the JSON file `path`; returns the path"
-    path = Path(path)
-    params = ',\n  '.join(json.dumps(p.data) for p in model.parameters())
-    path.write_text(f'{{\n "format": "micrograd",\n "version": 1,\n "architecture": {json.dumps(_architecture(model))},\n'
-                    f' "parameters": [\n  {params}\n ]\n}}\n')
+    path = _need_path(path, 'save_model')
+    _replace_atomically(path, _file_text(model, 'save_model'), 'save_model')
     return path
 
-# %% ../nbs/06_io.ipynb #2e803ddb
-def _read_state(path):
-    "The checked contents of a file written by `save_model`"
-    try: state = json.loads(Path(path).read_text())
-    except json.JSONDecodeError as e: raise ValueError(f"{path} is not a micrograd model file: it is not valid JSON ({e})") from None
-    if not isinstance(state, dict) or state.get('format') != 'micrograd':
-        raise ValueError(f"{path} is not a micrograd model file (written by save_model)")
-    if state.get('version') != 1:
-        raise ValueError(f"{path} has format version {state.get('version')!r}; this micrograd reads version 1")
-    params = state.get('parameters')
-    if not isinstance(params, list) or not all(isinstance(x, numbers.Real) and not isinstance(x, bool) for x in params):
-        raise ValueError(f"{path} is damaged: 'parameters' must be a list of numbers")
-    return state
+# %% ../nbs/06_io.ipynb #601b9290
+def _replace_atomically(path, text, fn):
+    "Write `text` to the file `path` so that it holds either its old contents or all of `text`, never a mix"
+    target = Path(os.path.realpath(path))  # through a symbolic link, to the file it points at
+    temp, created = target.with_name(f'.{target.name}.{secrets.token_hex(6)}.tmp'), False
+    try:
+        with open(temp, 'x', encoding='utf-8') as f:  # 'x': a new file, so it is ours to delete
+            created = True
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        if target.exists(): os.chmod(temp, target.stat().st_mode & 0o7777)  # keep the old file's permissions
+        os.replace(temp, target)
+    except BaseException as e:
+        if created:
+            try: temp.unlink(missing_ok=True)
+            except OSError: pass
+        if isinstance(e, OSError) and e.errno is not None:
+            raise OSError(e.errno, f"{fn}() could not write {path}: {e.strerror}") from e
+        raise
+    try:  # make the new name itself durable; not every OS can open a folder (Windows cannot)
+        folder = os.open(target.parent, os.O_RDONLY)
+        try: os.fsync(folder)
+        finally: os.close(folder)
+    except OSError: pass
 
-def load_model(model:Module, path):
-    "Set `model`'s parameters from the file `path` written by `save_model`; the file must describe the same architecture"
-    state = _read_state(path)
-    params, saved = model.parameters(), state['parameters']
-    if state.get('architecture') != _architecture(model) or len(saved) != len(params):
-        raise ValueError(f"{path} holds {_describe_architecture(state.get('architecture'))} with {len(saved)} parameters, "
-                         f"but the model is {model!r} with {len(params)}: load it into a model of the same shape")
-    for p, x in zip(params, saved): p.data = float(x)
+# %% ../nbs/06_io.ipynb #f4c5fb2e
+_MAX_FILE_BYTES = 64 * 2**20  # a model of a million parameters takes about 22 MB
+
+def _read_json(path, fn):
+    "The JSON value in the file `path`, or a ValueError naming `fn` and the file when it holds no JSON text"
+    path = _need_path(path, fn)
+    with open(path, 'rb') as f: data = f.read(_MAX_FILE_BYTES + 1)
+    if len(data) > _MAX_FILE_BYTES:
+        raise ValueError(f"{fn}(): {path} is larger than {_MAX_FILE_BYTES:,} bytes, "
+                         f"too large to be a micrograd model file")
+    try: text = data.decode('utf-8')
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{fn}(): {path} is not a micrograd model file: it is binary, not UTF-8 text "
+                         f"(byte {e.start} is {data[e.start]:#04x})") from None
+    try: return json.loads(text)
+    except RecursionError: problem = "its JSON is nested too deeply"
+    except ValueError as e: problem = f"it is not valid JSON ({e})"
+    raise ValueError(f"{fn}(): {path} is not a micrograd model file: {problem}")
+
+# %% ../nbs/06_io.ipynb #73884079
+def _parameter(x, i, path, fn):
+    "Parameter `i` of the file, `x`, as a finite float, or a ValueError that says what is wrong with it"
+    if type(x) not in (int, float): problem = f"is {_describe(x)}, not a number"
+    else:
+        try: x = float(x)
+        except OverflowError: problem = f"is an integer of {len(str(abs(x)))} digits, too large for a float"
+        else: problem = None if math.isfinite(x) else f"is {x}"
+    if problem:
+        raise ValueError(f"{fn}(): {path} is damaged: parameter {i} {problem}; a model's parameters are finite numbers")
+    return x
+
+def _read_model_file(path, fn):
+    "The architecture (a dict with a 'type') and the parameters (finite floats) in the file `path`, checked"
+    state = _read_json(path, fn)
+    if not isinstance(state, dict) or state.get('format') != 'micrograd':
+        raise ValueError(f"{fn}(): {path} is not a micrograd model file (one written by save_model)")
+    if type(state.get('version')) is not int or state['version'] != 1:
+        raise ValueError(f"{fn}(): {path} has format version {state.get('version')!r}; "
+                         f"this micrograd reads version 1")
+    arch, params = state.get('architecture'), state.get('parameters')
+    if not isinstance(arch, dict) or not isinstance(arch.get('type'), str):
+        raise ValueError(f"{fn}(): {path} is damaged: 'architecture' must be an object with a 'type', "
+                         f"got {_describe(arch)}")
+    if not isinstance(params, list):
+        raise ValueError(f"{fn}(): {path} is damaged: 'parameters' must be a list of numbers, "
+                         f"got {_describe(params)}")
+    return arch, [_parameter(x, i, path, fn) for i, x in enumerate(params)]
+
+# %% ../nbs/06_io.ipynb #13420993
+def _key_problem(arch, keys):
+    "What is wrong with the keys of the saved architecture `arch` (it should have 'type' and `keys`), or ''"
+    missing = [k for k in keys if k not in arch]
+    extra = [k for k in arch if k != 'type' and k not in keys]
+    expected = f"({arch['type']} has {', '.join(map(repr, keys))})" if keys else f"({arch['type']} has none)"
+    if missing: return f"its architecture lacks the key {missing[0]!r} {expected}"
+    if extra: return f"its architecture has an unknown key {extra[0]!r} {expected}"
+    return ''
+
+def _mismatch(arch, n, model, params):
+    "Why the saved architecture `arch` with `n` parameters does not fit `model` with `params`; '' if it does"
+    wanted = _architecture(model)
+    if arch['type'] != wanted['type']: return f"it holds {arch['type']} parameters"
+    keys = [k for k in wanted if k != 'type']
+    problem = _key_problem(arch, keys)
+    if problem: return problem
+    for k in keys:  # compared as JSON text, so that 2.0 is not 2 and true is not 1
+        if json.dumps(arch[k]) != json.dumps(wanted[k]):
+            return f"its {k} is {json.dumps(arch[k])}, the model's is {json.dumps(wanted[k])}"
+    if n != len(params): return f"it holds {n} parameters, the model has {len(params)}"
+    return ''
+
+def load_model(model:Module, # the model whose parameters are set: all of them, or none if the file is wrong
+               path, # a file written by save_model for a model of the same architecture
+              ) -> Module:
+    "Set `model`'s parameters from the file `path` written by `save_model`; returns the model"
+    params = _parameters_of(model, 'load_model')
+    arch, saved = _read_model_file(path, 'load_model')
+    problem = _mismatch(arch, len(saved), model, params)
+    if problem: raise ValueError(f"load_model(): {path} does not fit {model!r}: {problem}; "
+                                 f"load it into a model of the same shape, or use read_model")
+    for p, x in zip(params, saved): p.data = x
     return model
 
-# %% ../nbs/06_io.ipynb #3a656a34
-_builders = {'MLP': MLP, 'Layer': Layer, 'Neuron': Neuron}
+# %% ../nbs/06_io.ipynb #ed9ab070
+_BUILDERS = {'MLP': (MLP, ['nin', 'nouts', 'act', 'out_act']), 'Layer': (Layer, ['nin', 'nout', 'act']),
+             'Neuron': (Neuron, ['nin', 'act'])}
+_MAX_PARAMETERS = 1_000_000
 
-def read_model(path):
-    "A new `MLP`, `Layer` or `Neuron` with the architecture and parameters saved in the file `path`"
-    arch = _read_state(path).get('architecture')
-    if not isinstance(arch, dict) or arch.get('type') not in _builders:
-        raise ValueError(f"{path} holds {_describe_architecture(arch)}, which read_model cannot build: "
+def _parameter_count(arch, path):
+    "How many parameters the checked architecture `arch` declares, by arithmetic (nothing is built)"
+    nouts = arch['nouts'] if arch['type'] == 'MLP' else [arch.get('nout', 1)]
+    if not isinstance(nouts, list) or not nouts:
+        raise ValueError(f"read_model(): {path} is damaged: nouts must be a non-empty list of layer sizes, "
+                         f"got {_describe(nouts)}")
+    sizes = [arch['nin'], *nouts]
+    for size in sizes:
+        if type(size) is not int or size < 1:
+            raise ValueError(f"read_model(): {path} is damaged: layer sizes must be whole numbers of at least 1, "
+                             f"got {_describe(size)}")
+    return sum((m + 1) * n for m, n in zip(sizes, sizes[1:]))
+
+def read_model(path, # a file written by save_model for an MLP, a Layer or a Neuron
+              ) -> Module:
+    "A new `MLP`, `Layer` or `Neuron` built as the file `path` describes, with the parameters saved in it"
+    arch, saved = _read_model_file(path, 'read_model')
+    if arch['type'] not in _BUILDERS:
+        raise ValueError(f"read_model(): {path} holds {arch['type']} parameters, which read_model cannot build: "
                          f"build the model yourself and use load_model")
+    build, keys = _BUILDERS[arch['type']]
+    problem = _key_problem(arch, keys)
+    if problem: raise ValueError(f"read_model(): {path} is damaged: {problem}")
+    count = _parameter_count(arch, path)
+    if count != len(saved):
+        raise ValueError(f"read_model(): {path} is damaged: its architecture has {count:,} parameters, "
+                         f"but it holds {len(saved):,}")
+    if count > _MAX_PARAMETERS:
+        raise ValueError(f"read_model(): {path} declares a model of {count:,} parameters; "
+                         f"read_model builds models of at most {_MAX_PARAMETERS:,}")
     state = random.getstate()  # building draws random weights: keep the caller's random sequence untouched
-    try: model = _builders[arch['type']](**{k: v for k, v in arch.items() if k != 'type'})
+    try: model = build(**{k: arch[k] for k in keys})
+    except (TypeError, ValueError) as e: raise ValueError(f"read_model(): {path} is damaged: {e}") from None
     finally: random.setstate(state)
-    return load_model(model, path)
+    for p, x in zip(model.parameters(), saved): p.data = x
+    return model
 
-# %% ../nbs/06_io.ipynb #342e067b
+# %% ../nbs/06_io.ipynb #6ca51cf0
 def _import_torch(caller):
     "The torch module, or an ImportError that says `caller` needs it and how to install it"
     try: import torch
-    except ImportError: raise ImportError(f"{caller} needs PyTorch, which is not installed: "
-                                          f"pip install torch (see https://pytorch.org/get-started/locally/)") from None
+    except ImportError:
+        raise ImportError(f"{caller}() needs PyTorch, which is not installed: pip install torch "
+                          f"(see https://pytorch.org/get-started/locally/)") from None
     return torch
 
 def _torch_activations(torch):
     "Our activation names and the torch modules that compute them"
     return {'tanh': torch.nn.Tanh, 'relu': torch.nn.ReLU, 'sigmoid': torch.nn.Sigmoid}
 
-def to_torch(mlp:MLP):
+def to_torch(mlp:MLP, # the network to convert
+            ):
     "A float64 `torch.nn.Sequential` of `Linear` layers and activations that computes what `mlp` computes"
+    if not isinstance(mlp, MLP): raise TypeError(f"to_torch() needs mlp to be an MLP, got {_describe(mlp)}")
     torch = _import_torch('to_torch')
-    if not isinstance(mlp, MLP): raise TypeError(f"to_torch takes an MLP, got {_describe(mlp)}")
     modules = []
     for layer in mlp.layers:
         linear = torch.nn.Linear(layer.nin, layer.nout, dtype=torch.float64)
         with torch.no_grad():
-            linear.weight.copy_(torch.tensor([[w.data for w in n.w] for n in layer.neurons], dtype=torch.float64))
+            weights = [[w.data for w in neuron.w] for neuron in layer.neurons]
+            linear.weight.copy_(torch.tensor(weights, dtype=torch.float64))
             linear.bias.copy_(torch.tensor([n.b.data for n in layer.neurons], dtype=torch.float64))
         modules.append(linear)
         if layer.act != 'linear': modules.append(_torch_activations(torch)[layer.act]())
     return torch.nn.Sequential(*modules)
 
-# %% ../nbs/06_io.ipynb #6ddda5c2
+# %% ../nbs/06_io.ipynb #d18ea64e
 def _layers_of(sequential, torch):
     "`sequential` as a list of (Linear, activation name) pairs, or a ValueError saying what does not fit an MLP"
     names = {cls: name for name, cls in _torch_activations(torch).items()}
     layers = []
     for i, module in enumerate(sequential):
+        problem, kind = None, type(module).__name__
         if isinstance(module, torch.nn.Linear):
-            if module.bias is None: raise ValueError(f"module {i} is a Linear without bias, but every micrograd neuron has a bias")
-            if layers and layers[-1][0].out_features != module.in_features:
-                raise ValueError(f"module {i} takes {module.in_features} inputs but the layer before it has {layers[-1][0].out_features} outputs")
-            layers.append([module, 'linear'])
+            if module.bias is None: problem = "is a Linear without bias, but every micrograd neuron has a bias"
+            elif layers and layers[-1][0].out_features != module.in_features:
+                problem = (f"takes {module.in_features} inputs but the layer before it "
+                           f"has {layers[-1][0].out_features} outputs")
+            else: layers.append([module, 'linear'])
         elif isinstance(module, torch.nn.Identity): continue
         elif type(module) in names:
-            if not layers: raise ValueError(f"module {i} ({type(module).__name__}) comes before any Linear layer")
-            if layers[-1][1] != 'linear':
-                raise ValueError(f"module {i} ({type(module).__name__}) is a second activation after one Linear layer")
-            layers[-1][1] = names[type(module)]
-        else:
-            raise ValueError(f"module {i} is {type(module).__name__}: from_torch understands Linear, Tanh, ReLU, Sigmoid and Identity")
-    if not layers: raise ValueError("the Sequential has no Linear layer")
+            if not layers: problem = f"({kind}) comes before any Linear layer"
+            elif layers[-1][1] != 'linear': problem = f"({kind}) is a second activation after one Linear layer"
+            else: layers[-1][1] = names[type(module)]
+        else: problem = f"is {kind}: from_torch understands Linear, Tanh, ReLU, Sigmoid and Identity"
+        if problem: raise ValueError(f"from_torch(): module {i} {problem}")
+    if not layers: raise ValueError("from_torch(): the Sequential has no Linear layer")
     return layers
 
-def from_torch(sequential):
-    "An `MLP` that computes what `sequential` (Linear layers with Tanh, ReLU, Sigmoid or no activation) computes"
+def from_torch(sequential, # a torch.nn.Sequential of Linear layers, each followed by at most one activation
+              ) -> MLP:
+    "An `MLP` that computes what `sequential` (Linear layers, with Tanh, ReLU, Sigmoid or no activation) computes"
     torch = _import_torch('from_torch')
-    if not isinstance(sequential, torch.nn.Sequential): raise TypeError(f"from_torch takes a torch.nn.Sequential, got {_describe(sequential)}")
+    if not isinstance(sequential, torch.nn.Sequential):
+        raise TypeError(f"from_torch() needs sequential to be a torch.nn.Sequential, got {_describe(sequential)}")
     layers = _layers_of(sequential, torch)
     hidden_acts = {act for _, act in layers[:-1]}
     if len(hidden_acts) > 1:
-        raise ValueError(f"the hidden layers have different activations {sorted(hidden_acts)}, but an MLP has one activation for all of them")
-    state = random.getstate()  # the MLP draws random weights that we overwrite: keep the caller's random sequence
+        raise ValueError(f"from_torch(): the hidden layers have different activations {sorted(hidden_acts)}, "
+                         f"but an MLP has one activation for all of them")
+    state = random.getstate()  # the MLP draws random weights, which we overwrite: keep the caller's sequence
     try: mlp = MLP(layers[0][0].in_features, [linear.out_features for linear, _ in layers],
                    act=hidden_acts.pop() if hidden_acts else 'tanh', out_act=layers[-1][1])
     finally: random.setstate(state)
