@@ -136,8 +136,11 @@ def main():
                 model, params, zero_grad = make_model(cmd['seed'])
                 topo = None
                 if SYSTEM == 'ours':
-                    import micrograd.engine as engine
-                    topo = getattr(engine, '_backward_order', None)  # the walk that orders the nodes and zeroes the grads
+                    import inspect, micrograd.engine as engine
+                    walk = getattr(engine, '_backward_order', None)  # the walk that orders the nodes and zeroes the grads
+                    arity = len(inspect.signature(walk).parameters) if walk else 0
+                    if arity == 1: topo = walk
+                    elif arity == 4: topo = lambda root: walk(root, [], {}, {})  # (root, order, earlier grads, saved grads)
                 out = W.profile_step(model, params, cmd['X'], cmd['y'], Value, zero_grad, cmd.get('reps', 3), topo)
             elif kind == 'moons_batched':
                 out = torch_batched_steps(cmd['X'], cmd['y'], cmd['steps'], cmd['seed'])
