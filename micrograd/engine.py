@@ -97,7 +97,7 @@ def _no_rule(out):
 
 @patch
 def _backward(self:Value):
-    "Pass this node's `grad` on to its children, by the rule of its op"
+    "Pass this node's `.grad` on to its children, by the rule of its op"
     if self._left is not None: _grad_rules.get(self._op, _no_rule)(self)
 
 # %% ../nbs/00_engine.ipynb #32ef763f
@@ -333,7 +333,7 @@ def _backward_order(root, order, earlier, saved):
 # %% ../nbs/00_engine.ipynb #f914c847
 @patch
 def backward(self:Value):
-    "Set `grad` of every node `self` depends on to d(self)/d(node); leaves accumulate, as in PyTorch"
+    "Set `.grad` of every node `self` depends on to d(self)/d(node); leaves accumulate, as in PyTorch"
     order, earlier, saved = [], {}, {}
     try:
         _backward_order(self, order, earlier, saved)

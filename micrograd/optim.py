@@ -5,79 +5,79 @@
 # %% auto #0
 __all__ = ['Optimizer', 'SGD', 'Adam']
 
-# %% ../nbs/04_optim.ipynb #a1b1f9c0
-import math, numbers
-from .engine import Value, _describe
+# %% ../nbs/04_optim.ipynb #ad517604
+import math
+from collections.abc import Iterable, Mapping, Set
+from .engine import _describe, _need_real
 
-# %% ../nbs/04_optim.ipynb #c4242ccc
-def _check_number(x, name, low=0.0, high=math.inf, high_open=False):
-    "`x` as a float if it is a real number in [low, high] (or [low, high) if `high_open`), else a clear error"
-    if isinstance(x, bool) or not isinstance(x, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {_describe(x)}")
-    x = float(x)
-    if not (low <= x < high if high_open else low <= x <= high):
-        raise ValueError(f"{name} must be in [{low}, {high}{')' if high_open else ']'}, got {x}")
-    return x
-
+# %% ../nbs/04_optim.ipynb #dbad7531
 class Optimizer:
     "Base class for optimizers: the parameters to update, a learning rate `lr`, and `zero_grad`"
     def __init__(self, params, lr):
-        self.params = list(params)
-        if not self.params: raise ValueError("the optimizer got an empty list of parameters")
-        for p in self.params:
-            if not isinstance(p, Value): raise TypeError(f"parameters must be Values, got {_describe(p)}")
-        self.lr = _check_number(lr, 'lr')
+        self.params = _parameters(params, type(self).__name__)
+        self.lr = _need_real(lr, 'lr', type(self).__name__, low=0.0, high_open=True)
 
     def zero_grad(self):
-        "Set the `grad` of every parameter back to 0"
+        "Set the `.grad` of every parameter back to 0"
         for p in self.params: p.grad = 0.0
 
     def step(self):
-        "Update every parameter from its `grad`"
+        "Update every parameter from its `.grad`"
         raise NotImplementedError
 
-# %% ../nbs/04_optim.ipynb #33e5f25e
+# %% ../nbs/04_optim.ipynb #fa62a78f
+def _parameters(params, fn):
+    "`params` as a non-empty list of parameters (anything with `data` and `.grad`), else an error naming `fn`"
+    if hasattr(params, 'parameters'):
+        raise TypeError(f"{fn}() needs params to be a list of parameters: pass model.parameters(), not the {type(params).__name__} itself")
+    if isinstance(params, (str, bytes, Mapping, Set)) or not isinstance(params, Iterable):
+        raise TypeError(f"{fn}() needs params to be a list of parameters such as model.parameters(), got {_describe(params)}")
+    params = list(params)
+    if not params: raise ValueError(f"{fn}() needs params to hold at least one parameter, got an empty list")
+    for i, p in enumerate(params):
+        if not (hasattr(p, 'data') and hasattr(p, 'grad')):
+            raise TypeError(f"{fn}() needs params to be Values (anything with data and grad), but item {i} is {_describe(p)}")
+    return params
+
+# %% ../nbs/04_optim.ipynb #5818fcaa
 class SGD(Optimizer):
     "Gradient descent with optional momentum and weight decay, as `torch.optim.SGD`"
     def __init__(self,
-                 params,              # the `Value`s to update, e.g. `model.parameters()`
+                 params,              # the Values to update, e.g. model.parameters()
                  lr:float,            # learning rate
                  momentum=0.0,        # how much of the previous step to keep, from 0 to 1
-                 weight_decay=0.0):   # L2 penalty added to each gradient as `weight_decay * p`
+                 weight_decay=0.0):   # L2 penalty added to each gradient as weight_decay * p
         super().__init__(params, lr)
-        self.momentum = _check_number(momentum, 'momentum', high=1.0)
-        self.weight_decay = _check_number(weight_decay, 'weight_decay')
-        self._velocity = None  # one per parameter, created by the first step
+        self.momentum = _need_real(momentum, 'momentum', 'SGD', low=0.0, high=1.0)
+        self.weight_decay = _need_real(weight_decay, 'weight_decay', 'SGD', low=0.0, high_open=True)
+        self._velocity = [0.0] * len(self.params)
 
     def step(self):
         "Move every parameter against its (decayed, momentum-averaged) gradient"
         lr, mu, wd = self.lr, self.momentum, self.weight_decay
-        grads = [p.grad + wd * p.data for p in self.params] if wd else [p.grad for p in self.params]
-        if mu:
-            if self._velocity is None: self._velocity = grads
-            else: self._velocity = [mu * b + g for b, g in zip(self._velocity, grads)]
-            grads = self._velocity
-        for p, g in zip(self.params, grads): p.data -= lr * g
+        for i, p in enumerate(self.params):
+            g = p.grad + wd * p.data if wd else p.grad
+            if mu: g = self._velocity[i] = mu * self._velocity[i] + g
+            p.data -= lr * g
 
     def __repr__(self):
         return f"SGD(lr={self.lr}, momentum={self.momentum}, weight_decay={self.weight_decay})"
 
-# %% ../nbs/04_optim.ipynb #e71a9a9e
+# %% ../nbs/04_optim.ipynb #7e58fd81
 class Adam(Optimizer):
     "Adam: steps scaled by running averages of the gradient and its square, as `torch.optim.Adam`"
     def __init__(self,
-                 params,                # the `Value`s to update, e.g. `model.parameters()`
+                 params,                # the Values to update, e.g. model.parameters()
                  lr=1e-3,               # learning rate: roughly the size of each step
-                 betas=(0.9, 0.999),    # decay rates of the averages of the gradient and its square
-                 eps=1e-8,              # added to the denominator, to avoid dividing by zero
-                 weight_decay=0.0):     # L2 penalty added to each gradient as `weight_decay * p`
+                 betas=(0.9, 0.999),    # decay rates of the averages of the gradient and its square, each in [0, 1)
+                 eps=1e-8,              # added to the denominator, to avoid dividing by zero; must be > 0
+                 weight_decay=0.0):     # L2 penalty added to each gradient as weight_decay * p
         super().__init__(params, lr)
-        if not isinstance(betas, (tuple, list)) or len(betas) != 2:
-            raise TypeError(f"betas must be a pair of numbers such as (0.9, 0.999), got {_describe(betas)}")
-        self.betas = (_check_number(betas[0], 'betas[0]', high=1.0, high_open=True),
-                      _check_number(betas[1], 'betas[1]', high=1.0, high_open=True))
-        self.eps = _check_number(eps, 'eps')
-        self.weight_decay = _check_number(weight_decay, 'weight_decay')
+        if isinstance(betas, (str, bytes)) or not isinstance(betas, Iterable) or len(betas := tuple(betas)) != 2:
+            raise TypeError(f"Adam() needs betas to be a pair of numbers such as (0.9, 0.999), got {_describe(betas)}")
+        self.betas = tuple(_need_real(b, f'betas[{i}]', 'Adam', low=0.0, high=1.0, high_open=True) for i, b in enumerate(betas))
+        self.eps = _need_real(eps, 'eps', 'Adam', low=0.0, low_open=True, high_open=True)
+        self.weight_decay = _need_real(weight_decay, 'weight_decay', 'Adam', low=0.0, high_open=True)
         self.t = 0
         self._m = [0.0] * len(self.params)
         self._v = [0.0] * len(self.params)
@@ -87,12 +87,12 @@ class Adam(Optimizer):
         self.t += 1
         (beta1, beta2), eps, wd = self.betas, self.eps, self.weight_decay
         step_size = self.lr / (1 - beta1 ** self.t)
-        bias_correction2_sqrt = math.sqrt(1 - beta2 ** self.t)
+        bias_correction2_sqrt = (1 - beta2 ** self.t) ** 0.5
         for i, p in enumerate(self.params):
             g = p.grad + wd * p.data if wd else p.grad
             m = self._m[i] = self._m[i] + (1 - beta1) * (g - self._m[i])
             v = self._v[i] = self._v[i] * beta2 + (1 - beta2) * g * g
-            p.data -= step_size * (m / (math.sqrt(v) / bias_correction2_sqrt + eps))
+            p.data -= step_size * (m / (v ** 0.5 / bias_correction2_sqrt + eps))
 
     def __repr__(self):
         return f"Adam(lr={self.lr}, betas={self.betas}, eps={self.eps}, weight_decay={self.weight_decay})"

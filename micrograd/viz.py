@@ -13,10 +13,11 @@ from .engine import Value, _describe, _need_int
 
 # %% ../nbs/01_viz.ipynb #937a82a9
 def trace(
-    root:Value, # the output; everything it depends on is collected
-) -> tuple: # (nodes, edges): Values breadth-first from root, and (child, parent) pairs
-    "Every `Value` that `root` depends on, nearest first, and the (child, parent) edges between them"
-    if not isinstance(root, Value): raise TypeError(f"trace() needs root to be a Value, got {_describe(root)}")
+    root, # the output, a `Value` (or a `Tensor`); everything it depends on is collected
+) -> tuple: # (nodes, edges): nodes breadth-first from root, and (child, parent) pairs
+    "Every node that `root` depends on, nearest first, and the (child, parent) edges between them"
+    if not hasattr(root, '_prev'):  # a graph node: a Value, or anything built the same way
+        raise TypeError(f"trace() needs root to be a Value or a Tensor, got {_describe(root)}")
     nodes, edges, seen = [root], [], {id(root)}
     for node in nodes:  # `nodes` grows while we loop over it: it is the breadth-first queue
         for child in node._prev:
@@ -53,28 +54,33 @@ def _need_choice(value, name, choices, wanted):
     error = ValueError if isinstance(value, str) else TypeError
     raise error(f"draw_dot() needs {name} to be {wanted}, got {_describe(value)}")
 
-def draw_dot(root:Value, # the output: everything it depends on is drawn
+def draw_dot(root, # the output, a `Value` (or a `Tensor`): everything it depends on is drawn
              rankdir:str='LR', # direction: 'LR' (left to right), 'RL', 'TB' (top to bottom) or 'BT'
              format:str='svg', # output format when rendered: 'svg', 'png', 'pdf', ...
-             color_grad:bool=False, # fill each value by its gradient: blue > 0, red < 0, darker = larger
-             max_nodes:int=None, # draw only this many Values nearest root (breadth-first); None: all
+             color_grad:bool=False, # fill each value by its gradient: blue > 0, red < 0, darker = larger (Values only)
+             max_nodes:int=None, # draw only this many nodes nearest root (breadth-first); None: all
             ) -> graphviz.Digraph: # a ValueGraph: Jupyter shows it, its source attribute is the DOT text
-    "The computation graph of `root`: a record per `Value` (label, data, grad) and a node per op"
-    if not isinstance(root, Value): raise TypeError(f"draw_dot() needs root to be a Value, got {_describe(root)}")
+    "The computation graph of `root`: a record per `Value` (label, data, grad) or `Tensor` (label, shape), a node per op"
+    if not hasattr(root, '_prev'):
+        raise TypeError(f"draw_dot() needs root to be a Value or a Tensor, got {_describe(root)}")
+    tensors = hasattr(root, 'shape')  # a Tensor graph: every node is a Tensor
     _need_choice(rankdir, 'rankdir', _DIRECTIONS, "one of 'LR', 'RL', 'TB' and 'BT'")
     _need_choice(format, 'format', graphviz.FORMATS, "a Graphviz output format such as 'svg', 'png' or 'pdf'")
     if color_grad not in (True, False):
         raise TypeError(f"draw_dot() needs color_grad to be True or False, got {_describe(color_grad)}")
     if max_nodes is not None: max_nodes = _need_int(max_nodes, 'max_nodes', 'draw_dot')
+    if color_grad and tensors:
+        raise ValueError("draw_dot() fills only Values by their gradient: color_grad=True needs a Value root, got a Tensor")
     nodes, edges = trace(root)
     shown = nodes if max_nodes is None else nodes[:max_nodes]
     number = {id(v): i for i, v in enumerate(shown)}
     graph = ValueGraph(format=format, graph_attr={'rankdir': rankdir})
     body = graph.body
     fill = _grad_fills(shown) if color_grad else None
+    label = _tensor_label if tensors else _value_label
     for i, v in enumerate(shown):
         style = f' style=filled fillcolor="{fill[i]}"' if fill else ''
-        body.append(f'\tv{i} [label={_value_label(v)} shape=record{style}]\n')
+        body.append(f'\tv{i} [label={label(v)} shape=record{style}]\n')
         if v._prev: body.append(f'\top{i} [label={_quote(v._op or "?")}]\n\top{i} -> v{i}\n')
     cut = {}  # ops with an input that is not drawn, in order
     for child, parent in edges:
@@ -83,7 +89,7 @@ def draw_dot(root:Value, # the output: everything it depends on is drawn
         c = number.get(id(child))
         if c is None: cut[p] = True
         else: body.append(f'\tv{c} -> op{p}\n')
-    if len(shown) < len(nodes): _add_budget_note(body, len(nodes) - len(shown), max_nodes, cut)
+    if len(shown) < len(nodes): _add_budget_note(body, len(nodes) - len(shown), max_nodes, cut, 'Tensors' if tensors else 'Values')
     if color_grad: _add_color_legend(graph)
     return graph
 
@@ -147,7 +153,17 @@ def _add_color_legend(graph):
     graph.attr(label='fill: blue grad > 0, red grad < 0, darker = larger |grad|', fontsize='12')
 
 # %% ../nbs/01_viz.ipynb #0a7d2291
-def _add_budget_note(body, hidden, max_nodes, cut):
-    "A note node saying how many Values were left out, with dashed edges into the ops whose inputs are missing"
-    body.append(f'\tmore [label="{hidden:,} more Values not drawn (max_nodes={max_nodes})" shape=note]\n')
+def _add_budget_note(body, hidden, max_nodes, cut, kind='Values'):
+    "A note node saying how many `kind` were left out, with dashed edges into the ops whose inputs are missing"
+    body.append(f'\tmore [label="{hidden:,} more {kind} not drawn (max_nodes={max_nodes})" shape=note]\n')
     for p in cut: body.append(f'\tmore -> op{p} [style=dashed]\n')
+
+# %% ../nbs/01_viz.ipynb #d20fd373
+def _tensor_label(t):
+    "The record label of a tensor `t`: its label and shape, and for one number its data and grad"
+    fields = [] if t.shape == () else [f"shape {t.shape}"]
+    if t.data.size == 1:
+        fields.append(f"data {_number(t.data.item())}")
+        if t.grad is not None: fields.append(f"grad {_number(t.grad.item())}")
+    if t.label != '': fields.insert(0, str(t.label).translate(_VISIBLE).translate(_RECORD_ESCAPES))
+    return '"{ ' + ' | '.join(fields) + ' }"'

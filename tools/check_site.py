@@ -14,7 +14,7 @@ import argparse, ast, html, re, sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-MODULES = ['engine', 'nn', 'viz', 'losses', 'optim']
+MODULES = ['engine', 'nn', 'viz', 'losses', 'optim', 'autograd', 'func', 'tensor']
 SITE_URL = 'https://micrograd.github.io/micrograd/'
 
 _block = re.compile(r'<div class="sourceCode"[^>]*>\s*<pre class="sourceCode[^"]*"><code[^>]*>(.*?)</code></pre>', re.S)
