@@ -18,9 +18,11 @@ from .io import save_model, load_model, read_model
 
 # %% ../nbs/index.ipynb #6ede2521
 def _show_doc_renderer(sym, name=None, title_level=3):
-    "nbdev's reference entry for `sym`, a class shown as `class Name(...)` where nbdev writes `def Name(...)`"
+    "nbdev's reference entry for `sym`, where nbdev writes `def`: a class shown as `class Name(...)`, a property with `@property`"
     import inspect  # the docs build alone calls this (settings.ini names it): nothing here loads nbdev at import
     from IPython.display import Markdown
     from nbdev.showdoc import BasicMarkdownRenderer
     text = BasicMarkdownRenderer(sym, name=name, title_level=title_level)._repr_markdown_()
-    return Markdown(text.replace('```python\ndef ', '```python\nclass ', 1) if inspect.isclass(sym) else text)
+    if inspect.isclass(sym): text = text.replace('```python\ndef ', '```python\nclass ', 1)
+    elif isinstance(sym, property): text = text.replace('```python\ndef ', '```python\n@property\ndef ', 1)
+    return Markdown(text)
