@@ -11,6 +11,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+PYTEST_TIMEOUT = 20 * 60  # seconds: the whole suite must stay well under CI's time
 
 
 def fail(message):
@@ -197,8 +198,12 @@ def run_pytest():
         report = Path(tmp) / 'pytest.xml'
         start = time.time()
         # `python -m pytest` from the root puts this checkout first on sys.path, so the tests import its package
-        result = subprocess.run([sys.executable, '-m', 'pytest', 'tests/', '-q', '-p', 'no:cacheprovider',
-                                 f'--junitxml={report}'], cwd=ROOT)
+        try:
+            result = subprocess.run([sys.executable, '-m', 'pytest', 'tests/', '-q', '-p', 'no:cacheprovider',
+                                     f'--junitxml={report}'], cwd=ROOT, timeout=PYTEST_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            print(f"FAILED  tests/ (pytest): still running after {PYTEST_TIMEOUT} s, stopped (a test hangs?)", flush=True)
+            return 0, 1
         counts = dict(tests=0, failures=0, errors=0, skipped=0)
         if report.exists():
             root = ET.parse(report).getroot()
