@@ -217,26 +217,31 @@ def __neg__(self:Value):
     "`-self`, as `self * -1.0`"
     return self * -1.0
 
+# %% ../nbs/00_engine.ipynb #ea270a9c
 @patch
 def __radd__(self:Value, other):
     "`other + self`, for a number `other`"
     return _lift(other, '+', reflected=True) + self
 
+# %% ../nbs/00_engine.ipynb #b0e9e75b
 @patch
 def __rsub__(self:Value, other):
     "`other - self`, for a number `other`"
     return _lift(other, '-', reflected=True) - self
 
+# %% ../nbs/00_engine.ipynb #a136c2af
 @patch
 def __rmul__(self:Value, other):
     "`other * self`, for a number `other`"
     return _lift(other, '*', reflected=True) * self
 
+# %% ../nbs/00_engine.ipynb #e2b1452a
 @patch
 def __rtruediv__(self:Value, other):
     "`other / self`, for a number `other`"
     return _lift(other, '/', reflected=True) / self
 
+# %% ../nbs/00_engine.ipynb #550010da
 @patch
 def __rpow__(self:Value, other):
     "`other ** self`, for a number `other`"
@@ -245,7 +250,7 @@ def __rpow__(self:Value, other):
 # %% ../nbs/00_engine.ipynb #7456d7ff
 @patch
 def exp(self:Value):
-    "e ** self"
+    "`e ** self`"
     try: data = math.exp(self.data)
     except OverflowError: data = math.inf
     return _result(data, 'exp', self)
@@ -294,7 +299,7 @@ def _relu_backward(out):
 # %% ../nbs/00_engine.ipynb #a3c3aeb3
 @patch
 def sigmoid(self:Value):
-    "1 / (1 + e**-self), computed without overflow"
+    "`1 / (1 + e**-self)`, computed without overflow"
     x = self.data
     if x >= 0: s = 1.0 / (1.0 + math.exp(-x))
     else:

@@ -40,6 +40,7 @@ def _need_path(path, fn):
         raise TypeError(f"{fn}() needs path to be a file path (a str or a Path), got {_describe(path)}")
     return Path(path)
 
+# %% ../nbs/06_io.ipynb #66b5a97a
 def _file_text(model, fn):
     "The text of `model`'s file: the architecture on one line, then one parameter per line"
     params = _parameters_of(model, fn)
@@ -157,6 +158,7 @@ def _mismatch(arch, n, model, params):
     if n != len(params): return f"it holds {n} parameters, the model has {len(params)}"
     return ''
 
+# %% ../nbs/06_io.ipynb #73013aab
 def load_model(model:Module, # the model whose parameters are set: all of them, or none if the file is wrong
                path, # a file written by save_model for a model of the same architecture
               ) -> Module:
@@ -187,6 +189,7 @@ def _parameter_count(arch, path):
                              f"got {_describe(size)}")
     return sum((m + 1) * n for m, n in zip(sizes, sizes[1:]))
 
+# %% ../nbs/06_io.ipynb #936931bb
 def read_model(path, # a file written by save_model for an MLP, a Layer or a Neuron
               ) -> Module:
     "A new `MLP`, `Layer` or `Neuron` built as the file `path` describes, with the parameters saved in it"
@@ -226,7 +229,7 @@ def _torch_activations(torch):
 
 def to_torch(mlp:MLP, # the network to convert
             ):
-    "A float64 `torch.nn.Sequential` of `Linear` layers and activations that computes what `mlp` computes"
+    "A float64 `torch.nn.Sequential` of `torch.nn.Linear` layers and activations that computes what `mlp` computes"
     if not isinstance(mlp, MLP): raise TypeError(f"to_torch() needs mlp to be an MLP, got {_describe(mlp)}")
     torch = _import_torch('to_torch')
     modules = []
@@ -263,6 +266,7 @@ def _layers_of(sequential, torch):
     if not layers: raise ValueError("from_torch(): the Sequential has no Linear layer")
     return layers
 
+# %% ../nbs/06_io.ipynb #141e4891
 def from_torch(sequential, # a torch.nn.Sequential of Linear layers, each followed by at most one activation
               ) -> MLP:
     "An `MLP` that computes what `sequential` (Linear layers, with Tanh, ReLU, Sigmoid or no activation) computes"

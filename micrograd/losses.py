@@ -37,7 +37,7 @@ def _mean(terms):
 
 # %% ../nbs/03_losses.ipynb #ba56c207
 def hinge_loss(scores, labels):
-    "Mean of relu(1 - label * score) over the samples, for labels -1 or +1"
+    "Mean of `relu(1 - label * score)` over the samples, for labels -1 or +1"
     scores, labels = _batch('hinge_loss', scores, labels, 'scores', 'labels')
     for i, y in enumerate(labels):
         if _need_real(y, f'labels[{i}]', 'hinge_loss') not in (1.0, -1.0):

@@ -13,7 +13,7 @@ from .engine import Value, _describe, _need_int
 
 # %% ../nbs/01_viz.ipynb #937a82a9
 def trace(
-    root, # the output, a `Value` (or a `Tensor`); everything it depends on is collected
+    root, # the output, a Value (or a Tensor); everything it depends on is collected
 ) -> tuple: # (nodes, edges): nodes breadth-first from root, and (child, parent) pairs
     "Every node that `root` depends on, nearest first, and the (child, parent) edges between them"
     if not hasattr(root, '_prev'):  # a graph node: a Value, or anything built the same way
@@ -54,7 +54,8 @@ def _need_choice(value, name, choices, wanted):
     error = ValueError if isinstance(value, str) else TypeError
     raise error(f"draw_dot() needs {name} to be {wanted}, got {_describe(value)}")
 
-def draw_dot(root, # the output, a `Value` (or a `Tensor`): everything it depends on is drawn
+# %% ../nbs/01_viz.ipynb #ebd283cf
+def draw_dot(root, # the output, a Value (or a Tensor): everything it depends on is drawn
              rankdir:str='LR', # direction: 'LR' (left to right), 'RL', 'TB' (top to bottom) or 'BT'
              format:str='svg', # output format when rendered: 'svg', 'png', 'pdf', ...
              color_grad:bool=False, # fill each value by its gradient: blue > 0, red < 0, darker = larger (Values only)
