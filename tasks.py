@@ -102,13 +102,13 @@ def setup():
 
 
 def demo(args):
-    "Train the moons demo network; extra arguments go to `micrograd-demo` (try `--help`)"
+    "Train the demo network (moons; `--task digits` for handwritten digits); extra arguments go to `micrograd-demo`"
     setup()
     sys.exit(subprocess.run([str(BIN / 'micrograd-demo'), *args], cwd=ROOT).returncode)
 
 
 def test(args):
-    "Run the whole test suite: export in sync, notebooks clean, every notebook's tests"
+    "Run the whole test suite: export in sync, notebooks clean, every notebook's tests, tests/ (pytest), docs processing"
     setup()
     sys.exit(subprocess.run([str(PYTHON), str(ROOT / 'tools' / 'run_tests.py'), *args], cwd=ROOT).returncode)
 

@@ -1,7 +1,7 @@
 """Benchmark micrograd (this repo) against micrograd 0.1.0 and PyTorch, and print one table.
 
     python bench/run.py            # full run (a few minutes), writes bench/results.json and bench/results.md
-    python bench/run.py --quick    # smaller sizes and fewer repetitions (well under a minute)
+    python bench/run.py --quick    # smaller sizes and fewer repetitions (under a minute); writes nothing without --out
 
 Each system runs in its own worker process (`worker.py`); repetitions are interleaved A B C A B C and the
 table reports medians. micrograd 0.1.0 is installed from PyPI into bench/.micrograd-0.1.0/ the first time.
@@ -24,18 +24,29 @@ def config(quick):
         return dict(mode='quick',
                     moons=dict(ours=(3, 3), orig=(2, 1), torch_scalar=(2, 1), torch_batched=(3, 100)),
                     chain=dict(n=100_000, ours=2, orig=1, torch=1),
-                    graph=dict(n=100_000, ours=2, orig=1, torch=1), draw=dict(n=10_000, ours=2), profile_reps=1)
+                    graph=dict(n=100_000, ours=2, orig=1, torch=1), rss=dict(n=100_000), draw=dict(n=10_000, ours=2),
+                    profile_reps=1)
     return dict(mode='full',  # (repetitions, steps per repetition)
                 moons=dict(ours=(15, 3), orig=(15, 1), torch_scalar=(3, 2), torch_batched=(15, 100)),
                 chain=dict(n=1_000_000, ours=3, orig=1, torch=1),
-                graph=dict(n=1_000_000, ours=3, orig=1, torch=1), draw=dict(n=10_000, ours=5), profile_reps=3)
+                graph=dict(n=1_000_000, ours=3, orig=1, torch=1), rss=dict(n=1_000_000), draw=dict(n=10_000, ours=5),
+                profile_reps=3)
+
+def installed_version(folder):
+    "The version of the micrograd distribution that `pip install --target` put in `folder`, or None"
+    from importlib.metadata import distributions
+    found = [d.version for d in distributions(path=[str(folder)]) if d.metadata['Name'] == 'micrograd']
+    return found[0] if found else None
 
 def ensure_orig():
     "Install micrograd 0.1.0 (no dependencies) into its private folder if it is missing"
-    if (ORIG_DIR / 'micrograd' / 'engine.py').exists(): return
+    if (ORIG_DIR / 'micrograd' / 'engine.py').exists() and installed_version(ORIG_DIR) == '0.1.0': return
     print(f"installing micrograd==0.1.0 into {ORIG_DIR.relative_to(REPO)} ...", flush=True)
-    subprocess.run([sys.executable, '-m', 'pip', 'install', '--quiet', '--no-deps', '--target', str(ORIG_DIR),
-                    'micrograd==0.1.0'], check=True)
+    # --target installs beside whatever micrograd this environment has (ours is 0.2.0 and up, editable or not)
+    subprocess.run([sys.executable, '-m', 'pip', 'install', '--quiet', '--no-deps', '--upgrade', '--target',
+                    str(ORIG_DIR), 'micrograd==0.1.0'], check=True)
+    if installed_version(ORIG_DIR) != '0.1.0':
+        raise SystemExit(f"{ORIG_DIR} should hold micrograd 0.1.0, but holds {installed_version(ORIG_DIR)}")
 
 class Worker:
     "One system in its own process, driven by JSON lines"
@@ -143,7 +154,19 @@ def run(quick=False):
         infos = {s: workers[s](workload='info') for s in SYSTEMS}
     finally:
         for w in workers.values(): w.close()
+
+    # 5. memory as the operating system sees it: each engine builds the graph first thing in a fresh process,
+    # without tracemalloc (its records would count) and before any other workload (whose freed memory it would reuse)
+    n = cfg['rss']['n']
+    raw['rss'] = {}
+    for s in SYSTEMS:
+        log(f"growth of resident memory for a graph of {n:,} nodes: {s}, in a fresh process")
+        worker = Worker(s)
+        try: raw['rss'][s] = worker(workload='rss', n=n)
+        finally: worker.close()
     assert not infos['ours']['torch_imported'] and not infos['orig']['torch_imported'], "a pure-Python worker imported torch"
+    assert infos['orig']['version'] == '0.1.0' and infos['ours']['version'] != '0.1.0', \
+        f"expected ours beside micrograd 0.1.0, got ours {infos['ours']['version']}, orig {infos['orig']['version']}"
     return dict(config=cfg, machine=machine(infos['torch'], load_before), systems=infos, raw=raw,
                 run_seconds=time.perf_counter() - t_start)
 
@@ -151,8 +174,8 @@ def summarize(res):
     "Medians, ratios and targets from the raw repetitions"
     raw, cfg = res['raw'], res['config']
     m = {key: dict(step_ms=median(runs, 'step_ms'), forward_ms=median(runs, 'forward_ms'),
-                   backward_ms=median(runs, 'backward_ms'), nodes=runs[0].get('nodes'),
-                   first_loss=runs[0]['losses'][0])
+                   backward_ms=median(runs, 'backward_ms'), gc_ms=median(runs, 'gc_ms'),
+                   gc_share=median(runs, 'gc_share'), nodes=runs[0].get('nodes'), first_loss=runs[0]['losses'][0])
          for key, runs in raw['moons'].items()}
     for v in m.values():
         v['build_backward_ms'] = None if v['forward_ms'] is None else v['forward_ms'] + v['backward_ms']
@@ -161,7 +184,7 @@ def summarize(res):
              for s, runs in raw['chain'].items()}
     graph = {s: dict(nodes=runs[0]['nodes'], build_s=median(runs, 'build_s'), backward_s=median(runs, 'backward_s'),
                      tracemalloc_bytes_per_node=runs[0].get('tracemalloc_bytes_per_node'),
-                     rss_bytes_per_node=runs[0].get('rss_bytes_per_node'))
+                     rss_bytes_per_node=raw['rss'][s]['rss_bytes_per_node'], rss_nodes=raw['rss'][s]['nodes'])
              for s, runs in raw['graph'].items()}
     draw = dict(nodes=raw['draw'][0]['nodes'], seconds=median(raw['draw'], 'draw_dot_s'),
                 source_chars=raw['draw'][0]['source_chars']) if raw['draw'] else None
@@ -202,6 +225,10 @@ def ratio(other, ours, better='faster', worse='slower'):
     r = other / ours
     return f"{fmt(r)}x {better}" if r >= 1 else f"{fmt(1 / r)}x {worse}"
 
+def gc_cell(m):
+    "Time in the garbage collector per step, and its share of the step"
+    return '–' if m.get('gc_ms') is None else f"{fmt(m['gc_ms'])} ({m['gc_share']:.0%})"
+
 def table(res):
     "The results as a markdown table"
     s = res['summary']
@@ -222,6 +249,7 @@ def table(res):
         ('   build + backward (ms)', fmt(o['build_backward_ms']), fmt(g['build_backward_ms']), '–',
          fmt(ts['build_backward_ms']), ratio(g['build_backward_ms'], o['build_backward_ms']), '–',
          ratio(ts['build_backward_ms'], o['build_backward_ms'])),
+        ('   of it in the garbage collector (ms)', gc_cell(o), gc_cell(g), '–', gc_cell(ts), '', '', ''),
         ('   nodes in the step graph', fmt(o['nodes']), fmt(g['nodes']), '–', '–', '', '', ''),
         (f'2. chain {nc:,} ops deep: build (s)', fmt(chain['ours']['build_s']), fmt(chain['orig']['build_s']),
          '–', f"{fmt(chain['torch']['build_s'])} (n={chain['torch']['n']:,})" if chain['torch']['n'] != nc
@@ -234,7 +262,7 @@ def table(res):
          fmt(graph['orig']['tracemalloc_bytes_per_node']), '–', '–',
          ratio(graph['orig']['tracemalloc_bytes_per_node'], graph['ours']['tracemalloc_bytes_per_node'],
                'less', 'more'), '–', '–'),
-        ('   bytes per node (growth of RSS)', fmt(graph['ours']['rss_bytes_per_node']),
+        ('   bytes per node (growth of RSS, a fresh process each)', fmt(graph['ours']['rss_bytes_per_node']),
          fmt(graph['orig']['rss_bytes_per_node']), '–', fmt(graph['torch']['rss_bytes_per_node']),
          ratio(graph['orig']['rss_bytes_per_node'], graph['ours']['rss_bytes_per_node'], 'less', 'more'), '–',
          ratio(graph['torch']['rss_bytes_per_node'], graph['ours']['rss_bytes_per_node'], 'less', 'more')),
@@ -288,8 +316,11 @@ def report(res):
         f"({mach['torch_threads']} threads). 'x faster' / 'x less' compare ours with the column's system.",
         f"micrograd 0.1.0's recursive backward() fails at depth {md.get('fails_at', 0):,} with the default "
         f"recursion limit ({md.get('message')}); its million-deep chain still builds.",
-        "tracemalloc sees Python's allocations only, so torch (C++ allocations) gets the RSS growth only; "
-        "RSS growth is approximate (allocator caches).",
+        "Garbage collector: the wall-clock time of its passes during the timed steps (gc callbacks), and its share "
+        "of the step.",
+        "tracemalloc sees Python's allocations only, so torch (C++ allocations) gets the RSS growth only. RSS growth "
+        "is measured apart: each engine builds the graph first thing in a fresh process of its own, without "
+        "tracemalloc; it is approximate (allocator caches, pages).",
         "micrograd 0.1.0 has no draw_dot in its package (it lives in a notebook of its repository): ours alone.",
     ]
     if Path(res['systems']['ours']['path']).resolve() != REPO / 'micrograd':
@@ -319,7 +350,8 @@ def report(res):
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument('--quick', action='store_true', help='smaller sizes and fewer repetitions')
-    p.add_argument('--out', default=str(BENCH), help='folder for results.json and results.md (default: bench/)')
+    p.add_argument('--out', help='folder for results.json and results.md (default: bench/ for a full run; a quick run '
+                                 'writes nothing unless given one, so it never replaces the full results the docs show)')
     p.add_argument('--no-save', action='store_true', help='print only, write no files')
     p.add_argument('--ours', help='folder holding the micrograd package to measure as ours (default: this repo)')
     args = p.parse_args(argv)
@@ -328,7 +360,8 @@ def main(argv=None):
     res['table'], res['profile_table'] = table(res), profile_table(res)
     res['report'] = text = report(res)
     print(text)
-    if not args.no_save:
+    if args.out is None and not args.quick: args.out = str(BENCH)
+    if args.out and not args.no_save:
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
         (out / 'results.json').write_text(json.dumps(res, indent=1) + '\n')

@@ -21,7 +21,8 @@ def setup_ours():
     import micrograd
     from micrograd.engine import Value
     assert Path(micrograd.__file__).resolve().parent == ours / 'micrograd', micrograd.__file__
-    info = dict(engine='micrograd (this repo)', path=str(Path(micrograd.__file__).parent))
+    info = dict(engine='micrograd (this repo)', path=str(Path(micrograd.__file__).parent),
+                version=getattr(micrograd, '__version__', None))
     try:
         from micrograd.nn import MLP
         def make_model(rng_seed):
@@ -55,8 +56,10 @@ def setup_orig():
         random.seed(rng_seed)
         model = MLP(2, [16, 16, 1])  # relu hidden layers, linear output
         return model, model.parameters(), model.zero_grad
+    from importlib.metadata import distributions  # 0.1.0 has no __version__: read pip's record of it
+    version = next((d.version for d in distributions(path=[str(ORIG_DIR)]) if d.metadata['Name'] == 'micrograd'), None)
     return Value, make_model, None, dict(engine='micrograd 0.1.0 (PyPI)', path=str(Path(micrograd.__file__).parent),
-                                         model='micrograd 0.1.0 nn.MLP')
+                                         version=version, model='micrograd 0.1.0 nn.MLP')
 
 def setup_torch():
     import torch
@@ -110,10 +113,12 @@ def main():
             return update
     info.update(pid=os.getpid(), python=sys.version.split()[0], gc_enabled=gc.isenabled())
     print(json.dumps(dict(ready=True, info=info)), flush=True)
-    for line in sys.stdin:
+    for number, line in enumerate(sys.stdin):
         cmd = json.loads(line)
         try:
             kind = cmd['workload']
+            if kind == 'rss' and number > 0:
+                raise ValueError("the rss workload must be the first command of a fresh worker")
             if kind == 'moons':
                 model, params, zero_grad = make_model(cmd['seed'])
                 X, y = cmd['X'], cmd['y']
@@ -131,8 +136,11 @@ def main():
                 model, params, zero_grad = make_model(cmd['seed'])
                 topo = None
                 if SYSTEM == 'ours':
-                    import micrograd.engine as engine
-                    topo = getattr(engine, '_backward_order', None)  # the walk that orders the nodes and zeroes the grads
+                    import inspect, micrograd.engine as engine
+                    walk = getattr(engine, '_backward_order', None)  # the walk that orders the nodes and zeroes the grads
+                    arity = len(inspect.signature(walk).parameters) if walk else 0
+                    if arity == 1: topo = walk
+                    elif arity == 4: topo = lambda root: walk(root, [], {}, {})  # (root, order, earlier grads, saved grads)
                 out = W.profile_step(model, params, cmd['X'], cmd['y'], Value, zero_grad, cmd.get('reps', 3), topo)
             elif kind == 'moons_batched':
                 out = torch_batched_steps(cmd['X'], cmd['y'], cmd['steps'], cmd['seed'])
@@ -143,6 +151,8 @@ def main():
                 out['recursion_limit'] = sys.getrecursionlimit()
             elif kind == 'graph':
                 out = W.graph(Value, cmd['n'], memory=cmd.get('memory', True), count=not is_torch)
+            elif kind == 'rss':
+                out = W.rss_growth(Value, cmd['n'], count=not is_torch)
             elif kind == 'draw':
                 out = None if draw_dot is None else W.draw(Value, draw_dot, cmd['n'])
             elif kind == 'info':

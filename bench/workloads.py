@@ -1,4 +1,4 @@
-"""The four benchmark workloads, written once for any engine with a micrograd-style `Value`.
+"""The benchmark workloads, written once for any engine with a micrograd-style `Value`.
 
 This module imports no engine itself: `worker.py` passes in the `Value` class (ours or micrograd 0.1.0's)
 or a torch adapter, so every system runs exactly the same Python code.
@@ -57,27 +57,37 @@ def moons_loss(model, params, X, y, leaf, alpha=1e-4):
     reg_loss = alpha * sum(p * p for p in params)
     return data_loss + reg_loss
 
+class GCTimer:
+    "Adds up the wall-clock seconds Python's garbage collector spends in its passes while installed (a gc callback)"
+    def __init__(self): self.seconds, self.passes, self._start = 0.0, 0, None
+    def __call__(self, phase, info):
+        if phase == 'start': self._start = perf()
+        elif self._start is not None: self.seconds += perf() - self._start; self.passes += 1; self._start = None
+    def __enter__(self): gc.callbacks.append(self); return self
+    def __exit__(self, *exc): gc.callbacks.remove(self)
+
 def moons_steps(model, params, X, y, steps, leaf, zero_grad, update, lr=0.1):
-    "Run `steps` training steps; per-phase times in ms (forward = building the loss graph)"
+    "Run `steps` training steps; per-phase times in ms (forward = building the loss graph), and the collector's share"
     fwd = bwd = upd = 0.0
     losses = []
-    c_all, t_all = time.process_time(), perf()
-    for _ in range(steps):
-        t0 = perf()
-        loss = moons_loss(model, params, X, y, leaf)
-        t1 = perf()
-        zero_grad()
-        loss.backward()
-        t2 = perf()
-        update(lr)
-        t3 = perf()
-        losses.append(float(loss.data))
-        del loss
-        fwd += t1 - t0; bwd += t2 - t1; upd += t3 - t2
-    total, cpu = perf() - t_all, time.process_time() - c_all
+    with GCTimer() as in_gc:
+        c_all, t_all = time.process_time(), perf()
+        for _ in range(steps):
+            t0 = perf()
+            loss = moons_loss(model, params, X, y, leaf)
+            t1 = perf()
+            zero_grad()
+            loss.backward()
+            t2 = perf()
+            update(lr)
+            t3 = perf()
+            losses.append(float(loss.data))
+            del loss
+            fwd += t1 - t0; bwd += t2 - t1; upd += t3 - t2
+        total, cpu = perf() - t_all, time.process_time() - c_all
     k = 1000.0 / steps
     return dict(step_ms=total * k, step_cpu_ms=cpu * k, forward_ms=fwd * k, backward_ms=bwd * k, update_ms=upd * k,
-                losses=losses)
+                gc_ms=in_gc.seconds * k, gc_share=in_gc.seconds / total, gc_passes=in_gc.passes / steps, losses=losses)
 
 # ---------------------------------------------------------------- 2. a chain n ops deep
 
@@ -137,20 +147,17 @@ def build_graph(leaf, n):
     return w, terms[0]
 
 def graph(leaf, n, memory=True, count=True):
-    "Bytes per node (tracemalloc: Python allocations; RSS growth) then build and backward times"
+    "Bytes per node as tracemalloc sees them (Python's allocations), then build and backward times"
     result = dict(n_requested=n)
     if memory:  # first, before this workload's own allocations can be reused
         gc.collect()
-        rss0 = rss_bytes()
         tracemalloc.start()
         before = tracemalloc.get_traced_memory()[0]
         w, root = build_graph(leaf, n)
         after = tracemalloc.get_traced_memory()[0]
         tracemalloc.stop()
-        rss1 = rss_bytes()
         result['memory_nodes'] = nodes = count_nodes(root) if count else 4 * (n // 4)
         result['tracemalloc_bytes_per_node'] = (after - before) / nodes
-        result['rss_bytes_per_node'] = (rss1 - rss0) / nodes
         del w, root
     gc.collect()
     t0 = perf()
@@ -165,6 +172,18 @@ def graph(leaf, n, memory=True, count=True):
     gc.collect()
     result['free_s'] = perf() - t3
     return result
+
+def rss_growth(leaf, n, count=True):
+    """Growth of the process's resident memory (RSS) while a graph of about n nodes is built, per node.
+    Meant to run first in a fresh process and without tracemalloc, whose own records would be counted too"""
+    w, root = build_graph(leaf, 1_000)  # warm up: whatever an engine sets up on its first ops is not a node's cost
+    del w, root
+    gc.collect()
+    rss0 = rss_bytes()
+    w, root = build_graph(leaf, n)
+    rss1 = rss_bytes()
+    nodes = count_nodes(root) if count else 4 * (n // 4)
+    return dict(nodes=nodes, rss_bytes_per_node=(rss1 - rss0) / nodes, rss_before_mb=rss0 / 2**20)
 
 # ---------------------------------------------------------------- 4. draw_dot source
 

@@ -1,14 +1,17 @@
-"""The whole test suite: package in sync with the notebooks, notebooks clean, every notebook's tests pass.
+"""The whole test suite: package in sync with the notebooks, notebooks clean, every notebook's tests pass,
+the tests in `tests/` pass (pytest), and the docs build's processing step re-runs nothing.
 
 Run it with the project's virtual environment (`python3 tasks.py test` sets that up and calls this).
-Stops at the first failing check, ends with `N passed, N failed` (N counts notebooks), and exits non-zero
-when anything failed or no notebook was tested.
+Stops at the first failing sync or cleanliness check; ends with `N passed, N failed` alone on a line (N counts
+notebooks plus pytest tests), and exits non-zero when anything failed or nothing was tested.
 """
-import filecmp, multiprocessing, os, shutil, subprocess, sys, tempfile, time
+import filecmp, multiprocessing, os, shutil, subprocess, sys, tempfile, time, warnings
+import xml.etree.ElementTree as ET
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+PYTEST_TIMEOUT = 20 * 60  # seconds: the whole suite must stay well under CI's time
 
 
 def fail(message):
@@ -140,8 +143,29 @@ def run_notebook_tests(workers=2):
     return passed, failed
 
 
+def mixed_import_cells():
+    "(notebook, cell number, first line) of every cell nbdev's docs processing would re-run for mixing imports with other code"
+    from nbdev.config import get_config
+    from nbdev.doclinks import nbglob
+    from nbdev.process import NBProcessor
+    from nbdev.processors import _do_eval  # nbdev's own rule, so this check and the docs build agree
+    found = []
+    for fn in sorted(nbglob(get_config(path=ROOT).nbs_path, as_path=True)):
+        cells = NBProcessor(fn).nb.cells
+        for number, cell in enumerate((c for c in cells if c.cell_type == 'code'), 1):
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter('always')
+                _do_eval(cell)
+            if any('imports and other code' in str(w.message) for w in caught):
+                lines = [l for l in cell.source.splitlines() if l.strip()]
+                found.append((fn.relative_to(ROOT), number, lines[0][:70] if lines else ''))
+    return found
+
+
 def check_docs_processing():
-    "The docs build's first step, nbdev's notebook processing, must succeed (it runs import and show_doc cells on their own)"
+    """The docs build's first step, nbdev's notebook processing, must succeed, and must re-run no cell: nbdev runs
+    every cell that mixes imports with other code again, on its own, and the page then shows other numbers"""
+    mixed = mixed_import_cells()
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp); scratch_copy(tmp)
         # nbdev's own processing step; the `nbdev_proc_nbs` command would first try to install Quarto (sudo) and then
@@ -154,8 +178,47 @@ def check_docs_processing():
         print("        nbdev runs every cell that mixes imports with other code on its own when it builds the docs:\n"
               "        put imports in a cell of their own, or make that cell self-contained", flush=True)
         return False
-    print("ok      docs processing (nbdev_proc_nbs) succeeds", flush=True)
+    if mixed or 'Found cells containing imports and other code' in result.stderr:
+        print("FAILED  docs processing: nbdev warns \"Found cells containing imports and other code\" and re-runs these\n"
+              "        cells when it builds the docs, so the page would show numbers other than the notebook's:", flush=True)
+        for fn, number, first in mixed: print(f"          {fn}, code cell {number}: {first}")
+        if not mixed: print("        " + result.stderr.strip()[-1500:])
+        print("        put the imports in a cell of their own (then run the notebook again and save it)", flush=True)
+        return False
+    print("ok      docs processing (nbdev_proc_nbs) succeeds and re-runs no cell", flush=True)
     return True
+
+
+def run_pytest():
+    "Run `pytest tests/`; (passed, failed), counted from its JUnit report; (0, 0) with a note when there is no tests/"
+    if not (ROOT / 'tests').is_dir():
+        print("note    no tests/ folder: no pytest tests to run", flush=True)
+        return 0, 0
+    with tempfile.TemporaryDirectory() as tmp:
+        report = Path(tmp) / 'pytest.xml'
+        start = time.time()
+        # `python -m pytest` from the root puts this checkout first on sys.path, so the tests import its package
+        try:
+            result = subprocess.run([sys.executable, '-m', 'pytest', 'tests/', '-q', '-p', 'no:cacheprovider',
+                                     f'--junitxml={report}'], cwd=ROOT, timeout=PYTEST_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            print(f"FAILED  tests/ (pytest): still running after {PYTEST_TIMEOUT} s, stopped (a test hangs?)", flush=True)
+            return 0, 1
+        counts = dict(tests=0, failures=0, errors=0, skipped=0)
+        if report.exists():
+            root = ET.parse(report).getroot()
+            for suite in ([root] if root.tag == 'testsuite' else root.iter('testsuite')):
+                for key in counts: counts[key] += int(suite.get(key, 0))
+    failed = counts['failures'] + counts['errors']
+    passed = counts['tests'] - failed - counts['skipped']
+    if result.returncode == 5:  # pytest collected no test
+        print("note    tests/ holds no pytest test", flush=True)
+        return 0, 0
+    if result.returncode != 0 and failed == 0: failed = 1  # pytest itself failed (usage, internal or collection error)
+    skipped = f", {counts['skipped']} skipped" if counts['skipped'] else ''
+    status = 'ok     ' if result.returncode == 0 else 'FAILED '
+    print(f"{status} tests/ (pytest): {passed} passed, {failed} failed{skipped} ({time.time() - start:.1f} s)", flush=True)
+    return passed, failed
 
 
 def main():
@@ -164,8 +227,11 @@ def main():
     check_export_in_sync()
     check_notebooks_clean()
     passed, failed = run_notebook_tests()
+    os.chdir(ROOT)
+    test_passed, test_failed = run_pytest()
     docs_ok = check_docs_processing() if not failed else True
     print(f"checks took {time.time() - start:.0f} s")
+    passed, failed = passed + test_passed, failed + test_failed + (not docs_ok)  # a failed docs check counts once
     print(f"{passed} passed, {failed} failed")
     if failed or not passed or not docs_ok: sys.exit(1)
 
