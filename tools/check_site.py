@@ -142,7 +142,7 @@ def main():
     print(f"Pages with 'Call self as a function': {len(call_self)}" + (f" ({', '.join(call_self)})" if call_self else ''))
     ok &= not call_self
     def_class = [(str(p), m) for p, bs in blocks.items() for s, _, sig in bs if sig
-                 for m in re.findall(r'^def ([A-Z]\w*)\(', s, re.M)]
+                 for m in re.findall(r'^(?<!@property\n)def ([A-Z]\w*)\(', s, re.M)]
     print(f"Classes whose reference entry reads `def Name(`: {len(def_class)}" + (f" ({', '.join(sorted({m for _, m in def_class}))})" if def_class else ''))
     ok &= not def_class
     if args.strict and not ok: sys.exit(1)
