@@ -33,14 +33,16 @@ def _positions(argnums, args, fname):
                         f"got {_describe(argnums)}")
     for i in wanted:
         if not -len(args) <= i < len(args):
-            raise ValueError(f"{fname}(f, argnums={argnums!r}) got {len(args)} argument(s): argnums must be positions among them")
+            raise ValueError(f"{fname}(f, argnums={argnums!r}) got {len(args)} argument(s): "
+                             f"argnums must be positions among them")
     return tuple(i % len(args) for i in wanted)
 
 def _fresh(x, i, fname):
     "A new node for the argument `x` (number or `Value`) at position `i`, to differentiate with respect to"
     if isinstance(x, Value): return x + 0.0
     if isinstance(x, numbers.Real) and not isinstance(x, bool): return Value(x)
-    raise TypeError(f"{fname}(f) differentiates with respect to numbers or Values, got {_describe(x)} as argument {i}")
+    raise TypeError(f"{fname}(f) differentiates with respect to numbers or Values, "
+                    f"got {_describe(x)} as argument {i}")
 
 # %% ../nbs/10_func.ipynb #3ae167c7
 def _value_and_grad(f, args, argnums, fname):
@@ -52,7 +54,8 @@ def _value_and_grad(f, args, argnums, fname):
         for i in positions: args[i] = _fresh(args[i], i, fname)
         out = f(*args)
         if isinstance(out, numbers.Real) and not isinstance(out, bool): out = Value(out)
-        if not isinstance(out, Value): raise TypeError(f"{fname}(f) needs f to return one Value or number, got {_describe(out)}")
+        if not isinstance(out, Value):
+            raise TypeError(f"{fname}(f) needs f to return one Value or number, got {_describe(out)}")
         grads = autograd.grad(out, [args[i] for i in positions], create_graph=nested)
     return (out if nested else out.data), (grads[0] if isinstance(argnums, int) else grads)
 
