@@ -8,7 +8,8 @@ __all__ = ['differentiable_rule', 'grad', 'GradcheckError', 'gradcheck', 'gradgr
 # %% ../nbs/09_gradients.ipynb #e8fd8f60
 import inspect, math, numbers
 from contextlib import contextmanager
-from .engine import Value, _grad_rules, _no_rule, _describe, _set_grad_enabled
+from .engine import Value, _grad_rules, _no_rule, _set_grad_enabled
+from .checks import describe
 
 # %% ../nbs/09_gradients.ipynb #1ee62420
 _differentiable_rules = {}
@@ -131,13 +132,13 @@ def grad(output:Value, # the Value to differentiate
 def _check_grad_args(output, inputs):
     "`inputs` as a tuple of `Value`s, or an error saying what `grad` was given instead"
     if not isinstance(output, Value):
-        raise TypeError(f"grad() takes a Value as output, got {_describe(output)}")
+        raise TypeError(f"grad() takes a Value as output, got {describe(output)}")
     if isinstance(inputs, Value): return (inputs,)
     try: inputs = tuple(inputs)
     except TypeError: inputs = None
     if not inputs or not all(isinstance(x, Value) for x in inputs):
         raise TypeError(f"grad() takes a Value or a non-empty sequence of Values as inputs, "
-                        f"got {_describe(inputs)}")
+                        f"got {describe(inputs)}")
     return inputs
 
 # %% ../nbs/09_gradients.ipynb #c86f11d5
@@ -155,7 +156,7 @@ def _number(y):
     "The number a function under check returned"
     if isinstance(y, Value): return y.data
     if isinstance(y, numbers.Real): return float(y)
-    raise TypeError(f"gradcheck needs f to return a Value or a number, got {_describe(y)}")
+    raise TypeError(f"gradcheck needs f to return a Value or a number, got {describe(y)}")
 
 def _compare(names, xs, analytic, numerical, what, atol, rtol):
     "An error naming the first argument where `analytic` and `numerical` differ by more than the tolerance"
@@ -189,14 +190,14 @@ def _check_point(xs, fname):
     if not xs: raise TypeError(f"{fname}(f, *xs) needs the point xs: one number per argument of f")
     for i, x in enumerate(xs):
         if isinstance(x, bool) or not isinstance(x, numbers.Real):
-            raise TypeError(f"{fname}() takes the point as numbers, got {_describe(x)} as argument {i}")
+            raise TypeError(f"{fname}() takes the point as numbers, got {describe(x)} as argument {i}")
     return tuple(float(x) for x in xs)
 
 def _lift_output(y, fname):
     "The output of the function under check as a `Value` (a number is a constant)"
     if isinstance(y, Value): return y
     if isinstance(y, numbers.Real): return Value(y)
-    raise TypeError(f"{fname} needs f to return a Value or a number, got {_describe(y)}")
+    raise TypeError(f"{fname} needs f to return a Value or a number, got {describe(y)}")
 
 # %% ../nbs/09_gradients.ipynb #bd809e35
 def gradgradcheck(f, *xs, # a function of Values returning a Value, and the point: one number per argument of f

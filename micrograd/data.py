@@ -7,7 +7,7 @@ __all__ = ['make_moons', 'load_digits']
 
 # %% ../nbs/05_data.ipynb #87b67ba1
 import math, random
-from .engine import _need_int, _need_real
+from .checks import need_int, need_real
 
 # %% ../nbs/05_data.ipynb #2f16e5fe
 def _half_circle_angles(n):
@@ -21,9 +21,9 @@ def make_moons(n_samples=100, # total number of points, split evenly between the
                seed=None, # seed for `random.Random`: the same seed gives the same data; None: fresh randomness
               ):
     "Two interleaving half circles as `(X, y)`: `X` a list of `[x1, x2]`, `y` labels in {-1, +1}"
-    n_samples = _need_int(n_samples, 'n_samples', 'make_moons', low=2)
-    noise = _need_real(noise, 'noise', 'make_moons', low=0.0, high=1000.0)
-    if seed is not None: seed = _need_int(seed, 'seed', 'make_moons', low=0)
+    n_samples = need_int(n_samples, 'n_samples', 'make_moons', low=2)
+    noise = need_real(noise, 'noise', 'make_moons', low=0.0, high=1000.0)
+    if seed is not None: seed = need_int(seed, 'seed', 'make_moons', low=0)
     rng = random.Random(seed)
     n_upper = n_samples // 2
     points  = [([math.cos(t), math.sin(t)], -1) for t in _half_circle_angles(n_upper)]
@@ -37,7 +37,7 @@ def make_moons(n_samples=100, # total number of points, split evenly between the
 def load_digits(n_class=10, # keep the digits 0 to n_class - 1 only, from 1 to 10
                ):
     "The 8x8 handwritten digits as `(X, y)`: `X` a list of 64 pixel values from 0 to 16 per image, `y` the digits"
-    n_class = _need_int(n_class, 'n_class', 'load_digits', low=1)
+    n_class = need_int(n_class, 'n_class', 'load_digits', low=1)
     if n_class > 10: raise ValueError(f"load_digits() has the digits 0 to 9: n_class must be from 1 to 10, got {n_class}")
     try: from sklearn.datasets import load_digits as sklearn_digits
     except ImportError as e:

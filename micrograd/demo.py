@@ -11,7 +11,8 @@ import math, os, random, secrets, sys, tempfile, time, warnings
 from pathlib import Path
 from dataclasses import dataclass
 from fastcore.script import anno_parser
-from .engine import Value, _need_int, _need_real
+from .engine import Value
+from .checks import need_int, need_real
 from .nn import MLP
 from .losses import hinge_loss, cross_entropy_loss
 from .optim import SGD, Adam
@@ -86,8 +87,8 @@ def train_moons(steps=100, # number of SGD steps
                 progress=True, # show a progress bar on standard error
                ):
     "Train `MLP(2, [16, 16, 1], act='relu')` on the moons with hinge loss and SGD; return a `MoonsRun`"
-    steps = _need_int(steps, 'steps', 'train_moons')
-    alpha = _need_real(alpha, 'alpha', 'train_moons', low=0.0)
+    steps = need_int(steps, 'steps', 'train_moons')
+    alpha = need_real(alpha, 'alpha', 'train_moons', low=0.0)
     X, y = make_moons(n_samples, noise=noise, seed=seed)
     model = _seeded_model(seed, 2, [16, 16, 1], act='relu')
     optimizer = SGD(model.parameters(), lr=decayed_lr(0, steps))
@@ -143,8 +144,8 @@ def plot_decision_boundary(model, # maps a point `[x1, x2]` to a score, a Value
                            margin=0.5, # space around the points
                           ):
     "Plot the sign of `model`'s score over a grid, with the points `X` coloured by `y`; return the `Figure`"
-    step = _need_real(step, 'step', 'plot_decision_boundary', low=0.0, low_open=True)
-    margin = _need_real(margin, 'margin', 'plot_decision_boundary', low=0.0, high=1e6)
+    step = need_real(step, 'step', 'plot_decision_boundary', low=0.0, low_open=True)
+    margin = need_real(margin, 'margin', 'plot_decision_boundary', low=0.0, high=1e6)
     plt = _pyplot()
     xs, ys = _grid(X, step, margin)
     scores = [[model([a, b]).data for a in xs] for b in ys]
@@ -191,9 +192,9 @@ def train_digits(steps=100, # number of Adam steps, one batch each
                  progress=True, # show a progress bar on standard error
                 ):
     "Train `MLP(64, [16, 10])` on handwritten digits with cross-entropy and Adam on minibatches; return a `DigitsRun`"
-    steps = _need_int(steps, 'steps', 'train_digits')
-    n_train, n_test = _need_int(n_train, 'n_train', 'train_digits'), _need_int(n_test, 'n_test', 'train_digits')
-    batch_size = _need_int(batch_size, 'batch_size', 'train_digits')
+    steps = need_int(steps, 'steps', 'train_digits')
+    n_train, n_test = need_int(n_train, 'n_train', 'train_digits'), need_int(n_test, 'n_test', 'train_digits')
+    batch_size = need_int(batch_size, 'batch_size', 'train_digits')
     X, y = load_digits()
     if n_train + n_test > len(X):
         raise ValueError(f"train_digits() has {len(X)} images: n_train + n_test must not exceed it, got {n_train} + {n_test}")
@@ -273,9 +274,9 @@ _TASKS = {'moons': ('moons-demo', 100, 10_000), 'digits': ('digits-demo', 600, 1
 def _demo_options(task, steps, seed, out, samples, noise):
     "The checked options of `demo`, with the defaults of `task` filled in"
     if task not in _TASKS: raise _UsageError(f"--task must be moons or digits, got {task!r}")
-    steps, seed = _need_int(steps, 'steps', 'demo'), _need_int(seed, 'seed', 'demo', low=0)
+    steps, seed = need_int(steps, 'steps', 'demo'), need_int(seed, 'seed', 'demo', low=0)
     default_out, default_samples, most = _TASKS[task]
-    samples = default_samples if samples is None else _need_int(samples, 'samples', 'demo', low=2)
+    samples = default_samples if samples is None else need_int(samples, 'samples', 'demo', low=2)
     if samples > most:
         why = 'each step runs every point through the network' if task == 'moons' else '300 of the 1797 images are kept for testing'
         raise _UsageError(f"--samples for the {task} must be at most {most} ({why}), got {samples}")

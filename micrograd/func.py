@@ -8,7 +8,8 @@ __all__ = ['grad', 'value_and_grad', 'hessian']
 # %% ../nbs/10_func.ipynb #af8dd6e0
 import numbers
 from contextlib import contextmanager
-from .engine import Value, _describe, _set_grad_enabled
+from .engine import Value, _set_grad_enabled
+from .checks import describe
 from . import autograd
 
 # %% ../nbs/10_func.ipynb #18390caa
@@ -30,7 +31,7 @@ def _positions(argnums, args, fname):
     wanted = (argnums,) if isinstance(argnums, int) else argnums
     if not (isinstance(wanted, tuple) and wanted and all(type(i) is int for i in wanted)):
         raise TypeError(f"{fname}(f, argnums) takes an int or a non-empty tuple of ints as argnums, "
-                        f"got {_describe(argnums)}")
+                        f"got {describe(argnums)}")
     for i in wanted:
         if not -len(args) <= i < len(args):
             raise ValueError(f"{fname}(f, argnums={argnums!r}) got {len(args)} argument(s): "
@@ -42,7 +43,7 @@ def _fresh(x, i, fname):
     if isinstance(x, Value): return x + 0.0
     if isinstance(x, numbers.Real) and not isinstance(x, bool): return Value(x)
     raise TypeError(f"{fname}(f) differentiates with respect to numbers or Values, "
-                    f"got {_describe(x)} as argument {i}")
+                    f"got {describe(x)} as argument {i}")
 
 # %% ../nbs/10_func.ipynb #3ae167c7
 def _value_and_grad(f, args, argnums, fname):
@@ -55,7 +56,7 @@ def _value_and_grad(f, args, argnums, fname):
         out = f(*args)
         if isinstance(out, numbers.Real) and not isinstance(out, bool): out = Value(out)
         if not isinstance(out, Value):
-            raise TypeError(f"{fname}(f) needs f to return one Value or number, got {_describe(out)}")
+            raise TypeError(f"{fname}(f) needs f to return one Value or number, got {describe(out)}")
         grads = autograd.grad(out, [args[i] for i in positions], create_graph=nested)
     return (out if nested else out.data), (grads[0] if isinstance(argnums, int) else grads)
 

@@ -8,7 +8,8 @@ __all__ = ['save_model', 'load_model', 'read_model', 'to_torch', 'from_torch']
 # %% ../nbs/06_io.ipynb #ebe3a3c6
 import json, math, os, random, secrets
 from pathlib import Path
-from .engine import Value, _describe
+from .engine import Value
+from .checks import describe
 from .nn import Module, Neuron, Layer, MLP
 
 # %% ../nbs/06_io.ipynb #3aa3c7a0
@@ -25,11 +26,11 @@ def _parameters_of(model, fn):
     "The parameters of `model`, checked to be `Value`s, or a TypeError naming `fn`"
     if not isinstance(model, Module):
         raise TypeError(f"{fn}() needs model to be a Module (an MLP, Layer, Neuron or your own), "
-                        f"got {_describe(model)}")
+                        f"got {describe(model)}")
     params = list(model.parameters())
     for i, p in enumerate(params):
         if not isinstance(p, Value):
-            raise TypeError(f"{fn}() needs model.parameters() to be Values, but item {i} is {_describe(p)}")
+            raise TypeError(f"{fn}() needs model.parameters() to be Values, but item {i} is {describe(p)}")
     return params
 
 def _need_path(path, fn):
@@ -37,7 +38,7 @@ def _need_path(path, fn):
     if isinstance(path, str) and path == '':
         raise ValueError(f"{fn}() needs path to be a file path, got an empty string")
     if not isinstance(path, (str, os.PathLike)):
-        raise TypeError(f"{fn}() needs path to be a file path (a str or a Path), got {_describe(path)}")
+        raise TypeError(f"{fn}() needs path to be a file path (a str or a Path), got {describe(path)}")
     return Path(path)
 
 # %% ../nbs/06_io.ipynb #66b5a97a
@@ -109,7 +110,7 @@ def _read_json(path, fn):
 # %% ../nbs/06_io.ipynb #73884079
 def _parameter(x, i, path, fn):
     "Parameter `i` of the file, `x`, as a finite float, or a ValueError that says what is wrong with it"
-    if type(x) not in (int, float): problem = f"is {_describe(x)}, not a number"
+    if type(x) not in (int, float): problem = f"is {describe(x)}, not a number"
     else:
         try: x = float(x)
         except OverflowError: problem = f"is an integer of {len(str(abs(x)))} digits, too large for a float"
@@ -129,10 +130,10 @@ def _read_model_file(path, fn):
     arch, params = state.get('architecture'), state.get('parameters')
     if not isinstance(arch, dict) or not isinstance(arch.get('type'), str):
         raise ValueError(f"{fn}(): {path} is damaged: 'architecture' must be an object with a 'type', "
-                         f"got {_describe(arch)}")
+                         f"got {describe(arch)}")
     if not isinstance(params, list):
         raise ValueError(f"{fn}(): {path} is damaged: 'parameters' must be a list of numbers, "
-                         f"got {_describe(params)}")
+                         f"got {describe(params)}")
     return arch, [_parameter(x, i, path, fn) for i, x in enumerate(params)]
 
 # %% ../nbs/06_io.ipynb #13420993
@@ -181,12 +182,12 @@ def _parameter_count(arch, path):
     nouts = arch['nouts'] if arch['type'] == 'MLP' else [arch.get('nout', 1)]
     if not isinstance(nouts, list) or not nouts:
         raise ValueError(f"read_model(): {path} is damaged: nouts must be a non-empty list of layer sizes, "
-                         f"got {_describe(nouts)}")
+                         f"got {describe(nouts)}")
     sizes = [arch['nin'], *nouts]
     for size in sizes:
         if type(size) is not int or size < 1:
             raise ValueError(f"read_model(): {path} is damaged: layer sizes must be whole numbers of at least 1, "
-                             f"got {_describe(size)}")
+                             f"got {describe(size)}")
     return sum((m + 1) * n for m, n in zip(sizes, sizes[1:]))
 
 # %% ../nbs/06_io.ipynb #936931bb
@@ -230,7 +231,7 @@ def _torch_activations(torch):
 def to_torch(mlp:MLP, # the network to convert
             ):
     "A float64 `torch.nn.Sequential` of `torch.nn.Linear` layers and activations that computes what `mlp` computes"
-    if not isinstance(mlp, MLP): raise TypeError(f"to_torch() needs mlp to be an MLP, got {_describe(mlp)}")
+    if not isinstance(mlp, MLP): raise TypeError(f"to_torch() needs mlp to be an MLP, got {describe(mlp)}")
     torch = _import_torch('to_torch')
     modules = []
     for layer in mlp.layers:
@@ -272,7 +273,7 @@ def from_torch(sequential, # a torch.nn.Sequential of Linear layers, each follow
     "An `MLP` that computes what `sequential` (Linear layers, with Tanh, ReLU, Sigmoid or no activation) computes"
     torch = _import_torch('from_torch')
     if not isinstance(sequential, torch.nn.Sequential):
-        raise TypeError(f"from_torch() needs sequential to be a torch.nn.Sequential, got {_describe(sequential)}")
+        raise TypeError(f"from_torch() needs sequential to be a torch.nn.Sequential, got {describe(sequential)}")
     layers = _layers_of(sequential, torch)
     hidden_acts = {act for _, act in layers[:-1]}
     if len(hidden_acts) > 1:

@@ -8,13 +8,14 @@ __all__ = ['mse_loss', 'hinge_loss', 'bce_with_logits_loss', 'logsumexp', 'cross
 # %% ../nbs/03_losses.ipynb #6dcce618
 import math
 from collections.abc import Iterable, Mapping, Set
-from .engine import Value, _describe, _need_int, _need_real, _need_values
+from .engine import Value
+from .checks import describe, need_int, need_real, need_values
 
 # %% ../nbs/03_losses.ipynb #87e8b210
 def mse_loss(preds, targets):
     "Mean of the squared differences between `preds` and `targets`"
     preds, targets = _batch('mse_loss', preds, targets, 'preds', 'targets')
-    diffs = [p - t for p, t in zip(_need_values(preds, 'preds', 'mse_loss'), _need_values(targets, 'targets', 'mse_loss'))]
+    diffs = [p - t for p, t in zip(need_values(preds, 'preds', 'mse_loss'), need_values(targets, 'targets', 'mse_loss'))]
     return _mean([d * d for d in diffs])
 
 # %% ../nbs/03_losses.ipynb #d5bd2a67
@@ -23,7 +24,7 @@ def _batch(fn, preds, targets, preds_name, targets_name):
     lists = []
     for xs, name in ((preds, preds_name), (targets, targets_name)):
         if isinstance(xs, (str, bytes, Mapping, Set)) or not isinstance(xs, Iterable):
-            raise TypeError(f"{fn}() needs {name} to be a list with one entry per sample, got {_describe(xs)}")
+            raise TypeError(f"{fn}() needs {name} to be a list with one entry per sample, got {describe(xs)}")
         lists.append(list(xs))
     preds, targets = lists
     if len(preds) != len(targets):
@@ -40,9 +41,9 @@ def hinge_loss(scores, labels):
     "Mean of `relu(1 - label * score)` over the samples, for labels -1 or +1"
     scores, labels = _batch('hinge_loss', scores, labels, 'scores', 'labels')
     for i, y in enumerate(labels):
-        if _need_real(y, f'labels[{i}]', 'hinge_loss') not in (1.0, -1.0):
+        if need_real(y, f'labels[{i}]', 'hinge_loss') not in (1.0, -1.0):
             raise ValueError(f"hinge_loss() needs labels of -1 or +1 (for 0/1 labels use bce_with_logits_loss), got {y!r} at index {i}")
-    return _mean([(1.0 - float(y) * s).relu() for s, y in zip(_need_values(scores, 'scores', 'hinge_loss'), labels)])
+    return _mean([(1.0 - float(y) * s).relu() for s, y in zip(need_values(scores, 'scores', 'hinge_loss'), labels)])
 
 # %% ../nbs/03_losses.ipynb #f9913cef
 def _softplus(x):
@@ -53,15 +54,15 @@ def bce_with_logits_loss(logits, targets):
     "Mean binary cross-entropy between sigmoid(`logits`) and `targets` in [0, 1], computed on the logits"
     logits, targets = _batch('bce_with_logits_loss', logits, targets, 'logits', 'targets')
     for i, t in enumerate(targets):
-        if not 0 <= _need_real(t, f'targets[{i}]', 'bce_with_logits_loss') <= 1:
+        if not 0 <= need_real(t, f'targets[{i}]', 'bce_with_logits_loss') <= 1:
             raise ValueError(f"bce_with_logits_loss() needs targets between 0 and 1 (for -1/+1 labels use hinge_loss), got {t!r} at index {i}")
     return _mean([(1.0 - float(t)) * z + _softplus(-z)
-                  for z, t in zip(_need_values(logits, 'logits', 'bce_with_logits_loss'), targets)])
+                  for z, t in zip(need_values(logits, 'logits', 'bce_with_logits_loss'), targets)])
 
 # %% ../nbs/03_losses.ipynb #2d359c14
 def logsumexp(xs):
     "log(sum(exp(x) for x in xs)) for a list of `Value`s or numbers, without overflow"
-    xs = _need_values(xs, 'xs', 'logsumexp')
+    xs = need_values(xs, 'xs', 'logsumexp')
     if not xs: raise ValueError("logsumexp() needs at least one value in xs, got none")
     m = max(x.data for x in xs)
     if m == -math.inf: return _mean(xs) + math.log(len(xs))  # every x is -inf, and so is the result
@@ -73,13 +74,13 @@ def cross_entropy_loss(logits_per_sample, class_indices):
     "Mean softmax cross-entropy: `logits_per_sample` is a list of logit lists, `class_indices` the right class of each"
     fn = 'cross_entropy_loss'
     rows, classes = _batch(fn, logits_per_sample, class_indices, 'logits_per_sample', 'class_indices')
-    rows = [_need_values(zs, f'logits_per_sample[{i}]', fn) for i, zs in enumerate(rows)]
+    rows = [need_values(zs, f'logits_per_sample[{i}]', fn) for i, zs in enumerate(rows)]
     n_classes = len(rows[0])
     for i, zs in enumerate(rows):
         if not zs or len(zs) != n_classes:
             raise ValueError(f"{fn}() needs the same number of logits (at least one) for every sample: "
                              f"sample 0 has {n_classes}, sample {i} has {len(zs)}")
-    classes = [_need_int(c, f'class_indices[{i}]', fn, low=0) for i, c in enumerate(classes)]
+    classes = [need_int(c, f'class_indices[{i}]', fn, low=0) for i, c in enumerate(classes)]
     for i, c in enumerate(classes):
         if c >= n_classes: raise ValueError(f"{fn}() needs class indices from 0 to {n_classes - 1}, got {c} at index {i}")
     return _mean([_cross_entropy(zs, c) for zs, c in zip(rows, classes)])

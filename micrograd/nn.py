@@ -8,7 +8,8 @@ __all__ = ['Module', 'Neuron', 'Layer', 'MLP']
 # %% ../nbs/02_nn.ipynb #cb65b92a
 import random
 from operator import mul
-from .engine import Value, _describe, _need_int, _need_values
+from .engine import Value
+from .checks import describe, need_int, need_values
 
 # %% ../nbs/02_nn.ipynb #2f23d33f
 class Module:
@@ -28,7 +29,7 @@ def _activation(act, fn, name='act'):
     "The function for the activation named `act` (None for 'linear'), else a ValueError naming `fn` and `name`"
     if isinstance(act, str) and act in _activations: return _activations[act]
     known = ', '.join(repr(a) for a in _activations)
-    raise ValueError(f"{fn}() needs {name} to be one of {known}, got {_describe(act)}")
+    raise ValueError(f"{fn}() needs {name} to be one of {known}, got {describe(act)}")
 
 # %% ../nbs/02_nn.ipynb #e021df5f
 class Neuron(Module):
@@ -36,7 +37,7 @@ class Neuron(Module):
     def __init__(self,
                  nin:int,        # number of inputs
                  act='tanh'):    # 'tanh', 'relu', 'sigmoid' or 'linear'
-        self.nin, self.act, self._act = _need_int(nin, 'nin', 'Neuron'), act, _activation(act, 'Neuron')
+        self.nin, self.act, self._act = need_int(nin, 'nin', 'Neuron'), act, _activation(act, 'Neuron')
         self.w = [Value(random.uniform(-1, 1)) for _ in range(self.nin)]
         self.b = Value(0.0)
 
@@ -58,7 +59,7 @@ class Neuron(Module):
 # %% ../nbs/02_nn.ipynb #624da549
 def _inputs(model, x):
     "`x` as a list of `model.nin` `Value`s (numbers wrapped once), else an error naming the model"
-    x = _need_values(x, 'x', type(model).__name__)
+    x = need_values(x, 'x', type(model).__name__)
     if len(x) != model.nin: raise ValueError(f"{model!r} takes {model.nin} inputs, got {len(x)}")
     return x
 
@@ -66,7 +67,7 @@ def _inputs(model, x):
 class Layer(Module):
     "`nout` neurons, each with `nin` inputs and activation `act`"
     def __init__(self, nin:int, nout:int, act='tanh'):
-        self.nin, self.nout, self.act = _need_int(nin, 'nin', 'Layer'), _need_int(nout, 'nout', 'Layer'), act
+        self.nin, self.nout, self.act = need_int(nin, 'nin', 'Layer'), need_int(nout, 'nout', 'Layer'), act
         _activation(act, 'Layer')
         self.neurons = [Neuron(self.nin, act) for _ in range(self.nout)]
 
@@ -93,10 +94,10 @@ class MLP(Module):
                  nouts:list,          # size of each layer, the last is the number of outputs
                  act='tanh',          # activation of the hidden layers
                  out_act='linear'):   # activation of the output layer
-        nin = _need_int(nin, 'nin', 'MLP')
+        nin = need_int(nin, 'nin', 'MLP')
         if not isinstance(nouts, (list, tuple)) or not nouts:
-            raise TypeError(f"MLP() needs nouts to be a non-empty list of layer sizes such as [4, 4, 1], got {_describe(nouts)}")
-        nouts = [_need_int(n, 'every size in nouts', 'MLP') for n in nouts]
+            raise TypeError(f"MLP() needs nouts to be a non-empty list of layer sizes such as [4, 4, 1], got {describe(nouts)}")
+        nouts = [need_int(n, 'every size in nouts', 'MLP') for n in nouts]
         _activation(act, 'MLP'), _activation(out_act, 'MLP', 'out_act')
         self.nin, self.nouts, self.act, self.out_act = nin, nouts, act, out_act
         sizes = [nin] + nouts

@@ -8,14 +8,14 @@ __all__ = ['Optimizer', 'SGD', 'Adam']
 # %% ../nbs/04_optim.ipynb #ad517604
 import math
 from collections.abc import Iterable, Mapping, Set
-from .engine import _describe, _need_real
+from .checks import describe, need_real
 
 # %% ../nbs/04_optim.ipynb #dbad7531
 class Optimizer:
     "Base class for optimizers: the parameters to update, a learning rate `lr`, and `zero_grad`"
     def __init__(self, params, lr):
         self.params = _parameters(params, type(self).__name__)
-        self.lr = _need_real(lr, 'lr', type(self).__name__, low=0.0, high_open=True)
+        self.lr = need_real(lr, 'lr', type(self).__name__, low=0.0, high_open=True)
 
     def zero_grad(self):
         "Set the `.grad` of every parameter back to 0"
@@ -31,12 +31,12 @@ def _parameters(params, fn):
     if hasattr(params, 'parameters'):
         raise TypeError(f"{fn}() needs params to be a list of parameters: pass model.parameters(), not the {type(params).__name__} itself")
     if isinstance(params, (str, bytes, Mapping, Set)) or not isinstance(params, Iterable):
-        raise TypeError(f"{fn}() needs params to be a list of parameters such as model.parameters(), got {_describe(params)}")
+        raise TypeError(f"{fn}() needs params to be a list of parameters such as model.parameters(), got {describe(params)}")
     params = list(params)
     if not params: raise ValueError(f"{fn}() needs params to hold at least one parameter, got an empty list")
     for i, p in enumerate(params):
         if not (hasattr(p, 'data') and hasattr(p, 'grad')):
-            raise TypeError(f"{fn}() needs params to be Values (anything with data and grad), but item {i} is {_describe(p)}")
+            raise TypeError(f"{fn}() needs params to be Values (anything with data and grad), but item {i} is {describe(p)}")
     return params
 
 # %% ../nbs/04_optim.ipynb #5818fcaa
@@ -48,8 +48,8 @@ class SGD(Optimizer):
                  momentum=0.0,        # how much of the previous step to keep, from 0 to 1
                  weight_decay=0.0):   # L2 penalty added to each gradient as weight_decay * p
         super().__init__(params, lr)
-        self.momentum = _need_real(momentum, 'momentum', 'SGD', low=0.0, high=1.0)
-        self.weight_decay = _need_real(weight_decay, 'weight_decay', 'SGD', low=0.0, high_open=True)
+        self.momentum = need_real(momentum, 'momentum', 'SGD', low=0.0, high=1.0)
+        self.weight_decay = need_real(weight_decay, 'weight_decay', 'SGD', low=0.0, high_open=True)
         self._velocity = [0.0] * len(self.params)
 
     def step(self):
@@ -74,10 +74,10 @@ class Adam(Optimizer):
                  weight_decay=0.0):     # L2 penalty added to each gradient as weight_decay * p
         super().__init__(params, lr)
         if isinstance(betas, (str, bytes)) or not isinstance(betas, Iterable) or len(betas := tuple(betas)) != 2:
-            raise TypeError(f"Adam() needs betas to be a pair of numbers such as (0.9, 0.999), got {_describe(betas)}")
-        self.betas = tuple(_need_real(b, f'betas[{i}]', 'Adam', low=0.0, high=1.0, high_open=True) for i, b in enumerate(betas))
-        self.eps = _need_real(eps, 'eps', 'Adam', low=0.0, low_open=True, high_open=True)
-        self.weight_decay = _need_real(weight_decay, 'weight_decay', 'Adam', low=0.0, high_open=True)
+            raise TypeError(f"Adam() needs betas to be a pair of numbers such as (0.9, 0.999), got {describe(betas)}")
+        self.betas = tuple(need_real(b, f'betas[{i}]', 'Adam', low=0.0, high=1.0, high_open=True) for i, b in enumerate(betas))
+        self.eps = need_real(eps, 'eps', 'Adam', low=0.0, low_open=True, high_open=True)
+        self.weight_decay = need_real(weight_decay, 'weight_decay', 'Adam', low=0.0, high_open=True)
         self.t = 0
         self._m = [0.0] * len(self.params)
         self._v = [0.0] * len(self.params)

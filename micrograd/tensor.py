@@ -9,7 +9,7 @@ __all__ = ['Tensor', 'grad_rule', 'mse_loss', 'hinge_loss', 'cross_entropy', 'Li
 import numbers, random
 import numpy as np
 from fastcore.basics import patch
-from .engine import _describe
+from .checks import describe
 from .nn import Module
 
 # %% ../nbs/11_tensor.ipynb #f09c422d
@@ -47,7 +47,7 @@ def _as_array(data):
     except ValueError: array = None  # ragged nested lists
     if array is None or array.dtype.kind not in 'biuf':  # bool, int, unsigned or float
         raise TypeError(f"Tensor() takes real numbers (a number, nested lists, an ndarray), "
-                        f"got {_describe(data)}")
+                        f"got {describe(data)}")
     return array.astype(np.float64, copy=False)
 
 # %% ../nbs/11_tensor.ipynb #b19c79eb
@@ -68,7 +68,7 @@ def _lift(x, op, reflected=False):
     if isinstance(x, Tensor): return x
     try: return Tensor(x)
     except TypeError:
-        operands = f"{_describe(x)} and Tensor" if reflected else f"Tensor and {_describe(x)}"
+        operands = f"{describe(x)} and Tensor" if reflected else f"Tensor and {describe(x)}"
         raise TypeError(f"unsupported operand for {op}: {operands} (use a Tensor, a number or an array)") \
             from None
 
@@ -215,7 +215,7 @@ def _neg_backward(out):
 def __pow__(self:Tensor, k):
     "`self ** k`, elementwise, for a number `k`"
     if isinstance(k, bool) or not isinstance(k, numbers.Real):
-        raise TypeError(f"Tensor ** takes a real number as the exponent, got {_describe(k)}")
+        raise TypeError(f"Tensor ** takes a real number as the exponent, got {describe(k)}")
     return _result(self.data ** float(k), '**', (self,), float(k))
 
 @grad_rule('**')
@@ -445,7 +445,7 @@ def _activation(act):
 def _size(n, name):
     "`n` if it is a positive integer, else an error naming the argument `name`"
     if isinstance(n, bool) or not isinstance(n, numbers.Integral):
-        raise TypeError(f"{name} must be a positive integer, got {_describe(n)}")
+        raise TypeError(f"{name} must be a positive integer, got {describe(n)}")
     if n < 1: raise ValueError(f"{name} must be a positive integer, got {n}")
     return int(n)
 
@@ -482,7 +482,7 @@ class MLP(Module):
                  act='tanh',          # activation of the hidden layers
                  out_act='linear'):   # activation of the output layer
         if not isinstance(nouts, (list, tuple)) or not nouts:
-            raise TypeError(f"nouts must be a non-empty list of sizes like [16, 16, 1], got {_describe(nouts)}")
+            raise TypeError(f"nouts must be a non-empty list of sizes like [16, 16, 1], got {describe(nouts)}")
         self._acts = [_activation(act)] * (len(nouts) - 1) + [_activation(out_act)]
         self.nin, self.nouts, self.act, self.out_act = _size(nin, 'nin'), list(nouts), act, out_act
         sizes = [self.nin] + [_size(n, 'every size in nouts') for n in nouts]

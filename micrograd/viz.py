@@ -9,7 +9,8 @@ __all__ = ['trace', 'draw_dot', 'GraphvizMissingError', 'ValueGraph']
 from contextlib import contextmanager
 import math
 import graphviz
-from .engine import Value, _describe, _need_int
+from .engine import Value
+from .checks import describe, need_int
 
 # %% ../nbs/01_viz.ipynb #937a82a9
 def trace(
@@ -17,7 +18,7 @@ def trace(
 ) -> tuple: # (nodes, edges): nodes breadth-first from root, and (child, parent) pairs
     "Every node that `root` depends on, nearest first, and the (child, parent) edges between them"
     if not hasattr(root, '_prev'):  # a graph node: a Value, or anything built the same way
-        raise TypeError(f"trace() needs root to be a Value or a Tensor, got {_describe(root)}")
+        raise TypeError(f"trace() needs root to be a Value or a Tensor, got {describe(root)}")
     nodes, edges, seen = [root], [], {id(root)}
     for node in nodes:  # `nodes` grows while we loop over it: it is the breadth-first queue
         for child in node._prev:
@@ -52,7 +53,7 @@ def _need_choice(value, name, choices, wanted):
     "`value` if it is one of the strings `choices`, else an error naming draw_dot's argument `name`"
     if isinstance(value, str) and value in choices: return value
     error = ValueError if isinstance(value, str) else TypeError
-    raise error(f"draw_dot() needs {name} to be {wanted}, got {_describe(value)}")
+    raise error(f"draw_dot() needs {name} to be {wanted}, got {describe(value)}")
 
 # %% ../nbs/01_viz.ipynb #ebd283cf
 def draw_dot(root, # the output, a Value (or a Tensor): everything it depends on is drawn
@@ -63,13 +64,13 @@ def draw_dot(root, # the output, a Value (or a Tensor): everything it depends on
             ) -> graphviz.Digraph: # a ValueGraph: Jupyter shows it, its source attribute is the DOT text
     "The computation graph of `root`: a record per `Value` (label, data, grad) or `Tensor` (label, shape), a node per op"
     if not hasattr(root, '_prev'):
-        raise TypeError(f"draw_dot() needs root to be a Value or a Tensor, got {_describe(root)}")
+        raise TypeError(f"draw_dot() needs root to be a Value or a Tensor, got {describe(root)}")
     tensors = hasattr(root, 'shape')  # a Tensor graph: every node is a Tensor
     _need_choice(rankdir, 'rankdir', _DIRECTIONS, "one of 'LR', 'RL', 'TB' and 'BT'")
     _need_choice(format, 'format', graphviz.FORMATS, "a Graphviz output format such as 'svg', 'png' or 'pdf'")
     if color_grad not in (True, False):
-        raise TypeError(f"draw_dot() needs color_grad to be True or False, got {_describe(color_grad)}")
-    if max_nodes is not None: max_nodes = _need_int(max_nodes, 'max_nodes', 'draw_dot')
+        raise TypeError(f"draw_dot() needs color_grad to be True or False, got {describe(color_grad)}")
+    if max_nodes is not None: max_nodes = need_int(max_nodes, 'max_nodes', 'draw_dot')
     if color_grad and tensors:
         raise ValueError("draw_dot() fills only Values by their gradient: color_grad=True needs a Value root, got a Tensor")
     nodes, edges = trace(root)
