@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['sub', 'div', 'exp', 'log', 'sigmoid', 'power', 'power_both', 'add', 'mul', 'tanh', 'relu', 'numerical_grad', 'Value',
-           'is_grad_enabled', 'set_grad_enabled', 'grad_rule', 'data', 'backpropagate', 'op']
+           'is_grad_enabled', 'set_grad_enabled', 'grad_rule', 'plain', 'backpropagate', 'op']
 
 # %% ../nbs/00_engine.ipynb #025c8ff4
 import math, numbers, operator, threading
@@ -86,7 +86,7 @@ def set_grad_enabled(on):
         _local.enabled = on
     return previous
 
-# %% ../nbs/00_engine.ipynb #0fe77839
+# %% ../nbs/00_engine.ipynb #971505ed
 _rules = {}
 
 def grad_rule(op):
@@ -96,7 +96,7 @@ def grad_rule(op):
         return rule
     return register
 
-def data(x):
+def plain(x):
     "The number (or array) inside a `Value` (or `Tensor`); a plain number or array as it is"
     return x.data if type(x) in _node_kinds else x
 
@@ -170,7 +170,7 @@ def _tanh_rule(g, out, x):
     "d(tanh x)/dx = 1 - tanh(x)**2"
     return (g * (1 - out * out),)
 
-# %% ../nbs/00_engine.ipynb #66694c01
+# %% ../nbs/00_engine.ipynb #880a8106
 @patch
 def relu(self:Value):
     "max(0, self): negative numbers become 0, nan stays nan"
@@ -184,7 +184,7 @@ def relu(self:Value):
 @grad_rule('relu')
 def _relu_rule(g, out, x):
     "d(relu x)/dx = 1 where relu(x) is not 0 (so nan passes its gradient on, as in PyTorch), else 0"
-    return (g * (data(out) != 0),)
+    return (g * (plain(out) != 0),)
 
 # %% ../nbs/00_engine.ipynb #49786eeb
 def _backward_order(root, zero):
@@ -406,7 +406,7 @@ def _sigmoid_rule(g, out, x):
 sigmoid = op('sigmoid', _sigmoid, _sigmoid_rule)
 Value.sigmoid = sigmoid
 
-# %% ../nbs/00_engine.ipynb #4718eddd
+# %% ../nbs/00_engine.ipynb #42b76f9b
 def _pow(base, k):
     "`base ** k` for floats, giving inf where Python raises (as IEEE floats and PyTorch do)"
     if base < 0 and math.isfinite(k) and not float(k).is_integer():
@@ -418,7 +418,7 @@ def _pow(base, k):
 
 def _pow_rule(g, out, base, k):
     "d(b**k)/db = k * b**(k-1), for a number k: no gradient flows to it"
-    k = data(k)
+    k = plain(k)
     return g * k * power(base, k - 1), None
 
 power = op('**', _pow, _pow_rule)
@@ -457,8 +457,8 @@ mul = op('*', operator.mul, _mul_rule)
 tanh = op('tanh', math.tanh, _tanh_rule)
 relu = op('relu', lambda x: 0.0 if x <= 0.0 else float(x), _relu_rule)
 
-# %% ../nbs/00_engine.ipynb #53db5010
+# %% ../nbs/00_engine.ipynb #bba78ee7
 @patch
 def detach(self:Value):
-    "A new leaf with the same `data`: gradients do not flow through it"
+    "A new leaf with the same `.data`: gradients do not flow through it"
     return Value(self.data)
