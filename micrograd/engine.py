@@ -86,11 +86,11 @@ def set_grad_enabled(on):
         _local.enabled = on
     return previous
 
-# %% ../nbs/00_engine.ipynb #971505ed
+# %% ../nbs/00_engine.ipynb #1db09a70
 _rules = {}
 
 def grad_rule(op):
-    "Register the decorated function `rule(g, out, *children)`, which returns each child's share of `g`, for nodes whose `_op` is `op`"
+    "Register the decorated `rule(g, out, *children)`, which returns each child's share of `g`, for nodes tagged `op`"
     def register(rule):
         _rules[op] = rule
         return rule
