@@ -10,9 +10,10 @@ A cell whose output legitimately changes from run to run says so in a directive 
 `memory`, or any other word without a colon): its numbers may differ from the saved ones, its words may not.
 `python tools/run_tests.py --notebook nbs/NAME.ipynb [--flags 'slow']` runs that part alone, for one notebook.
 """
-import argparse, json, os, re, shutil, subprocess, sys, tempfile, time
+import argparse, ast, json, os, re, shutil, subprocess, sys, tempfile, time
 import xml.etree.ElementTree as ET
 from concurrent.futures import ThreadPoolExecutor
+from itertools import zip_longest
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -57,7 +58,7 @@ def notebooks():
     "The notebooks nbdev_test tests: all of them, except in a folder holding a `.notest` file"
     from nbdev.config import get_config
     from nbdev.doclinks import nbglob
-    return sorted(f.absolute() for f in nbglob(get_config(path=ROOT).nbs_path, as_path=True)
+    return sorted(f.absolute() for f in nbglob(get_config().nbs_path, as_path=True)
                   if not (f.parent / '.notest').exists())
 
 
@@ -76,10 +77,9 @@ def shown_lines(outputs, varies=False):
 
 
 def first_difference(saved, now):
-    "(line number, saved line, line now) where the two lists first differ, or None"
-    for k in range(max(len(saved), len(now))):
-        a, b = (saved[k] if k < len(saved) else '(no line)'), (now[k] if k < len(now) else '(no line)')
-        if a != b: return k + 1, a, b
+    "(line number, saved line, line now) where the two lists of lines first differ, or None"
+    pairs = enumerate(zip_longest(saved, now, fillvalue='(no line)'), 1)
+    return next(((k, a, b) for k, (a, b) in pairs if a != b), None)
 
 
 def test_notebook(fn, flags):
@@ -93,7 +93,7 @@ def test_notebook(fn, flags):
     from nbdev.config import get_config
     from nbdev.frontmatter import FrontmatterProc
     from nbdev.process import NBProcessor
-    cfg = get_config(path=fn.parent)
+    cfg = get_config()
     skip = set(cfg.tst_flags.split()) - set(flags)
     nb = NBProcessor(fn, procs=FrontmatterProc, process=True).nb
     if str2bool(nb.frontmatter_.get('skip_exec', False)): return True, 0.0, []
@@ -147,9 +147,29 @@ def run_notebook_tests(flags):
     return passed, failed
 
 
+def mixed_import_cells():
+    """(notebook, code cell number, first line) of each cell mixing imports with other code, which nbdev's docs build
+    runs again on its own. nbdev's rule for it (`processors._do_eval`) is private: it is restated here, and applied
+    to every notebook, with reference entries or not, as the project asks (import lines in cells of their own)"""
+    from nbdev.process import NBProcessor
+    found = []
+    for fn in notebooks():
+        code = [c for c in NBProcessor(fn).nb.cells if c.cell_type == 'code']
+        for number, cell in enumerate(code, 1):
+            d = cell.directives_
+            if d.keys() & {'export', 'exports', 'exporti', 'exec_doc'} or d.get('eval:', [''])[0].lower() == 'false': continue
+            try: nodes = [n for tree in ast.parse(cell.source).body for n in ast.walk(tree)]
+            except SyntaxError: continue  # shell escapes and magics
+            kinds = {type(n) for n in nodes}
+            if kinds & {ast.Import, ast.ImportFrom} and kinds & {ast.Expr, ast.Assign} and 'nbdev_export()' not in cell.source:
+                found.append((fn.relative_to(ROOT), number, next(l for l in cell.source.splitlines() if l.strip())[:70]))
+    return found
+
+
 def check_docs_processing():
     """nbdev's docs processing (the docs build's first step) must succeed and re-run no cell: it runs every cell that
-    mixes imports with other code again, on its own, and warns; the page would then show other numbers"""
+    mixes imports with other code again, on its own, and the page then shows other numbers"""
+    mixed = mixed_import_cells()
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp); scratch_copy(tmp)
         # the `nbdev_proc_nbs` command would first try to install Quarto and `pip install -e` the scratch copy
@@ -159,13 +179,10 @@ def check_docs_processing():
         errors = [l for l in result.stderr.splitlines() if l.startswith('Exception: Error')] or result.stderr.splitlines()[-5:]
         print("FAILED  docs processing (nbdev_proc_nbs): " + "\n        ".join(errors), flush=True)
         return False
-    mixed = re.findall(r'Found cells containing imports and other code\. See FAQ\.\n---\n(.*?)\n---\n', result.stderr, re.S)
-    if mixed:
-        print("FAILED  docs processing: nbdev re-runs these cells, which mix imports with other code, when it builds the docs:", flush=True)
-        for source in mixed:
-            code = next(l for l in source.splitlines() if l.strip() and not l.startswith('#|'))
-            where = [f"{fn.relative_to(ROOT)}" for fn in notebooks() if code in fn.read_text()]
-            print(f"          {', '.join(where) or '?'}: {code[:70]}")
+    if mixed or 'Found cells containing imports and other code' in result.stderr:
+        print("FAILED  docs processing: these cells mix imports with other code, so nbdev runs them again when it builds the docs:")
+        for fn, number, first in mixed: print(f"          {fn}, code cell {number}: {first}")
+        if not mixed: print("        " + result.stderr.strip()[-1500:])
         print("        put the imports in a cell of their own (then run the notebook again and save it)", flush=True)
         return False
     print("ok      docs processing (nbdev_proc_nbs) succeeds and re-runs no cell", flush=True)
@@ -186,10 +203,9 @@ def run_pytest():
     count = lambda key: sum(int(s.get(key, 0)) for s in suites)
     failed = count('failures') + count('errors')
     passed = count('tests') - failed - count('skipped')
-    if result.returncode != 0 and failed == 0: failed = 1  # pytest itself failed (usage or collection error, no test)
-    status = 'ok     ' if result.returncode == 0 else 'FAILED '
-    print(f"{status} tests/ (pytest): {passed} passed, {failed} failed, {count('skipped')} skipped "
-          f"({time.time() - start:.1f} s)", flush=True)
+    failed = failed or int(result.returncode != 0)  # pytest itself failed (usage or collection error, no test)
+    print(f"{'FAILED ' if result.returncode else 'ok     '} tests/ (pytest): {passed} passed, {failed} failed, "
+          f"{count('skipped')} skipped ({time.time() - start:.1f} s)", flush=True)
     return passed, failed
 
 
@@ -198,10 +214,10 @@ def main():
     parser.add_argument('--notebook', type=Path, help="run only this notebook's check; prints its result as JSON")
     parser.add_argument('--flags', help="test flags to run (default: all of settings.ini's tst_flags but notest)")
     args = parser.parse_args()
+    if not args.notebook: os.chdir(ROOT)  # nbdev reads settings.ini from the current folder up
     from nbdev.config import get_config
-    flags = [f for f in get_config(path=ROOT).tst_flags.split() if f != 'notest'] if args.flags is None else args.flags.split()
+    flags = [f for f in get_config().tst_flags.split() if f != 'notest'] if args.flags is None else args.flags.split()
     if args.notebook: return print(json.dumps(test_notebook(args.notebook.resolve(), flags)))
-    os.chdir(ROOT)
     start = time.time()
     check_unchanged('nbdev_export', 'package in sync with the notebooks',
                     "Edit the notebooks in nbs/ (not micrograd/*.py), then run `nbdev_export` and commit.")
