@@ -41,7 +41,7 @@ def micrograd_engine(path, orig=False):
     if orig:  # 0.1.0 has no __version__: read pip's record of it
         from importlib.metadata import distributions
         version = next(d.version for d in distributions(path=[str(path)]) if d.metadata['Name'] == 'micrograd')
-    else: version = micrograd.__version__
+    else: version = getattr(micrograd, '__version__', None)
     MLP = getattr(nn, 'MLP', None)
     if orig: make = lambda: MLP(2, [16, 16, 1])  # relu hidden layers, linear output
     else: make = MLP and (lambda: MLP(2, [16, 16, 1], act='relu', out_act='linear'))
@@ -70,7 +70,8 @@ def micrograd_engine(path, orig=False):
     return SimpleNamespace(leaf=Value, constant=Value, scalar_model=scalar_model, walk=walk, draw_dot=draw_dot,
                            batched=None if orig else batched, countable=True,
                            info=dict(engine='micrograd 0.1.0 (PyPI)' if orig else 'micrograd', version=version,
-                                     path=str(Path(micrograd.__file__).parent), model='its nn.MLP' if make else 'bench ScalarMLP'))
+                                     path=str(Path(micrograd.__file__).parent),
+                                     model='its nn.MLP' if make else 'bench ScalarMLP'))
 
 
 def torch_engine(path):
