@@ -108,7 +108,7 @@ def demo(args):
 
 
 def test(args):
-    "Run the whole test suite: export in sync, notebooks clean, every notebook's tests, tests/ (pytest), docs processing"
+    "Run the whole test suite: export in sync, notebooks clean, every notebook (slow cells too, outputs as saved), tests/, docs"
     setup()
     sys.exit(subprocess.run([str(PYTHON), str(ROOT / 'tools' / 'run_tests.py'), *args], cwd=ROOT).returncode)
 

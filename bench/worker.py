@@ -1,168 +1,170 @@
-"""One benchmark process per system: `python bench/worker.py ours|orig|torch`.
+"""One benchmark process per system, driven by run.py: `python bench/worker.py ENGINE PATH THREADS`.
 
-Reads one JSON command per line on stdin, answers one JSON line on stdout. Each system lives in its own
-process: micrograd 0.1.0 is imported from its private folder (so its `from micrograd.engine import Value`
-finds its own engine, never ours), and the two pure-Python processes never import torch.
+ENGINE is `micrograd` (the package in the checkout PATH: this repository, or another one measured as the
+baseline), `orig` (micrograd 0.1.0, PATH its private folder) or `torch` (PATH: the micrograd whose Tensor MLP
+gives the batched model its first weights). THREADS limits the BLAS (and torch) threads; 0 keeps the default.
+The worker reads one JSON command per line on stdin and answers one JSON line on stdout. The micrograd and 0.1.0
+workers never import torch; numpy is imported only for the batched workloads.
 """
-import gc, json, math, os, random, sys, traceback
+import gc, inspect, json, os, random, re, sys, traceback
 from pathlib import Path
+from types import SimpleNamespace
 
 BENCH = Path(__file__).resolve().parent
-REPO = BENCH.parent
-ORIG_DIR = BENCH / '.micrograd-0.1.0'
-sys.path[:] = [p for p in sys.path if Path(p or '.').resolve() not in (REPO, REPO / 'nbs')]
+sys.path[:] = [p for p in sys.path if Path(p or '.').resolve() not in (BENCH.parent, BENCH.parent / 'nbs')]
 import workloads as W
 
-SYSTEM = sys.argv[1]
+ENGINE, PATH, THREADS = sys.argv[1], Path(sys.argv[2]).resolve(), int(sys.argv[3])
+if THREADS: os.environ['OPENBLAS_NUM_THREADS'] = os.environ['OMP_NUM_THREADS'] = str(THREADS)  # before numpy loads
 
-def setup_ours():
-    ours = Path(os.environ.get('MICROGRAD_BENCH_OURS') or REPO).resolve()  # run.py --ours: try another checkout
-    sys.path.insert(0, str(ours))
+
+def import_micrograd(path):
+    "The micrograd package in folder `path`, and nothing else of that name"
+    sys.path.insert(0, str(path))
     import micrograd
-    from micrograd.engine import Value
-    assert Path(micrograd.__file__).resolve().parent == ours / 'micrograd', micrograd.__file__
-    info = dict(engine='micrograd (this repo)', path=str(Path(micrograd.__file__).parent),
-                version=getattr(micrograd, '__version__', None))
-    try:
-        from micrograd.nn import MLP
-        def make_model(rng_seed):
-            random.seed(rng_seed)
-            model = MLP(2, [16, 16, 1], act='relu', out_act='linear')
-            return model, model.parameters(), model.zero_grad
-        info['model'] = 'micrograd.nn.MLP'
-    except ImportError:
-        def make_model(rng_seed):
-            model = W.ScalarMLP(2, [16, 16, 1], Value, random.Random(rng_seed))
-            params = model.parameters()
-            def zero_grad():
-                for p in params: p.grad = 0.0
-            return model, params, zero_grad
-        info['model'] = 'bench ScalarMLP of Values (micrograd.nn not available)'
-    try:
-        from micrograd.viz import draw_dot
-    except ImportError:
-        draw_dot = None
-    return Value, make_model, draw_dot, info
+    assert Path(micrograd.__file__).resolve().parent == path / 'micrograd', (micrograd.__file__, path)
+    return micrograd
 
-def setup_orig():
-    if not (ORIG_DIR / 'micrograd' / 'engine.py').exists():
-        raise SystemExit(f"micrograd 0.1.0 is not installed in {ORIG_DIR}: run bench/run.py, which installs it")
-    sys.path.insert(0, str(ORIG_DIR))
-    import micrograd
-    from micrograd.engine import Value
-    from micrograd.nn import MLP
-    assert Path(micrograd.__file__).resolve().parent == ORIG_DIR / 'micrograd', micrograd.__file__
-    def make_model(rng_seed):
-        random.seed(rng_seed)
-        model = MLP(2, [16, 16, 1])  # relu hidden layers, linear output
-        return model, model.parameters(), model.zero_grad
-    from importlib.metadata import distributions  # 0.1.0 has no __version__: read pip's record of it
-    version = next((d.version for d in distributions(path=[str(ORIG_DIR)]) if d.metadata['Name'] == 'micrograd'), None)
-    return Value, make_model, None, dict(engine='micrograd 0.1.0 (PyPI)', path=str(Path(micrograd.__file__).parent),
-                                         version=version, model='micrograd 0.1.0 nn.MLP')
 
-def setup_torch():
+def seeded(make, seed):
+    "What `make()` returns with `random` seeded (micrograd's models draw their weights from it)"
+    random.seed(seed)
+    return make()
+
+
+def micrograd_engine(path, orig=False):
+    "micrograd's Value, scalar MLP, graph walk, draw_dot and (when it has one) Tensor MLP"
+    micrograd = import_micrograd(path)
+    from micrograd.engine import Value
+    try: import micrograd.nn as nn
+    except ImportError: nn = None
+    if orig:  # 0.1.0 has no __version__: read pip's record of it
+        from importlib.metadata import distributions
+        version = next(d.version for d in distributions(path=[str(path)]) if d.metadata['Name'] == 'micrograd')
+    else: version = getattr(micrograd, '__version__', None)
+    MLP = getattr(nn, 'MLP', None)
+    if orig: make = lambda: MLP(2, [16, 16, 1])  # relu hidden layers, linear output
+    else: make = MLP and (lambda: MLP(2, [16, 16, 1], act='relu', out_act='linear'))
+    def scalar_model(seed):
+        net = seeded(make, seed) if make else W.ScalarMLP(2, [16, 16, 1], Value, random.Random(seed))
+        params = net.parameters()
+        def zero_grad():
+            for p in params: p.grad = 0.0
+        def update(lr):
+            for p in params: p.data -= lr * p.grad
+        return net, params, zero_grad, update
+    # the walk that orders the nodes and zeroes the grads, for the profile, in the shapes this engine has had
+    order = getattr(sys.modules['micrograd.engine'], '_backward_order', None)
+    arity = len(inspect.signature(order).parameters) if order else 0
+    walk = order if arity == 1 else (lambda root: order(root, [], {}, {})) if arity == 4 else None
+    def batched(X, y, width, seed):
+        import numpy as np
+        from micrograd.tensor import MLP, Tensor
+        net = seeded(lambda: MLP(2, [width, width, 1], act='relu'), seed)
+        params, X, y = net.parameters(), Tensor(np.array(X)), np.array(y)[:, None]
+        def update(lr):
+            for p in params: p.data -= lr * p.grad
+        return (lambda: W.batched_loss(net, params, X, y)), net.zero_grad, update
+    try: from micrograd.viz import draw_dot
+    except ImportError: draw_dot = None
+    return SimpleNamespace(leaf=Value, constant=Value, scalar_model=scalar_model, walk=walk, draw_dot=draw_dot,
+                           batched=None if orig else batched, countable=True,
+                           info=dict(engine='micrograd 0.1.0 (PyPI)' if orig else 'micrograd', version=version,
+                                     path=str(Path(micrograd.__file__).parent),
+                                     model='its nn.MLP' if make else 'bench ScalarMLP'))
+
+
+def torch_engine(path):
+    "torch float64: one 0-d tensor per number (scalar), and the batched MLP with micrograd's first weights"
     import torch
     torch.set_default_dtype(torch.float64)
-    def leaf(x): return torch.tensor(float(x), dtype=torch.float64, requires_grad=True)
-    def make_model(rng_seed):
-        model = W.ScalarMLP(2, [16, 16, 1], leaf, random.Random(rng_seed))
-        params = model.parameters()
+    if THREADS: torch.set_num_threads(THREADS)
+    leaf = lambda x: torch.tensor(float(x), requires_grad=True)
+    constant = lambda x: torch.tensor(float(x))
+    def updater(params):
+        def update(lr):
+            with torch.no_grad():
+                for p in params: p -= lr * p.grad
+        return update
+    def scalar_model(seed):
+        net = W.ScalarMLP(2, [16, 16, 1], leaf, random.Random(seed))
+        params = net.parameters()
         def zero_grad():
             for p in params: p.grad = None
-        return model, params, zero_grad
-    return leaf, make_model, None, dict(engine=f'torch {torch.__version__}', threads=torch.get_num_threads(),
-                                        model='batched: nn.Sequential float64; scalar: bench ScalarMLP of 0-d tensors')
-
-def torch_batched_steps(X, y, steps, seed, lr=0.1, alpha=1e-4):
-    "The moons step as one batched float64 computation"
-    import torch
-    torch.manual_seed(seed)
-    model = torch.nn.Sequential(torch.nn.Linear(2, 16), torch.nn.ReLU(), torch.nn.Linear(16, 16), torch.nn.ReLU(),
-                                torch.nn.Linear(16, 1)).double()
-    params = list(model.parameters())
-    Xt, yt = torch.tensor(X, dtype=torch.float64), torch.tensor(y, dtype=torch.float64)
-    def step():
-        scores = model(Xt).squeeze(1)
-        loss = torch.relu(1 - yt * scores).mean() + alpha * sum((p * p).sum() for p in params)
-        model.zero_grad()
-        loss.backward()
+        return net, params, zero_grad, updater(params)
+    def batched(X, y, width, seed):
+        import_micrograd(path)
+        from micrograd.tensor import MLP
+        ours = seeded(lambda: MLP(2, [width, width, 1], act='relu'), seed)
+        sizes = [2, width, width, 1]
+        linears = [torch.nn.Linear(a, b) for a, b in zip(sizes, sizes[1:])]
         with torch.no_grad():
-            for p in params: p -= lr * p.grad
-        return loss
-    for _ in range(3): step()  # warm up
-    t0 = W.perf()
-    for _ in range(steps): loss = step()
-    total = W.perf() - t0
-    return dict(step_ms=total * 1000 / steps, losses=[loss.item()])
+            for layer, linear in zip(ours.layers, linears):
+                linear.weight.copy_(torch.from_numpy(layer.w.data.T.copy()))
+                linear.bias.copy_(torch.from_numpy(layer.b.data.copy()))
+        net = torch.nn.Sequential(linears[0], torch.nn.ReLU(), linears[1], torch.nn.ReLU(), linears[2])
+        params, X, y = list(net.parameters()), torch.tensor(X), torch.tensor(y)[:, None]
+        return (lambda: W.batched_loss(net, params, X, y)), net.zero_grad, updater(params)
+    config = torch.__config__.show()
+    build = re.findall(r'BLAS_INFO=\w+', config) + re.findall(r'Math Kernel Library Version [\d.]+', config)
+    return SimpleNamespace(leaf=leaf, constant=constant, scalar_model=scalar_model, walk=None, draw_dot=None,
+                           batched=batched, countable=False,
+                           info=dict(engine='torch', version=torch.__version__, threads=torch.get_num_threads(),
+                                     build=build + [f"CPU capability {torch.backends.cpu.get_cpu_capability()}"]))
 
-def main():
-    Value, make_model, draw_dot, info = dict(ours=setup_ours, orig=setup_orig, torch=setup_torch)[SYSTEM]()
-    is_torch = SYSTEM == 'torch'
-    if is_torch:
-        import torch
-        def update_for(params):
-            def update(lr):
-                with torch.no_grad():
-                    for p in params: p -= lr * p.grad
-            return update
-    else:
-        def update_for(params):
-            def update(lr):
-                for p in params: p.data -= lr * p.grad
-            return update
-    info.update(pid=os.getpid(), python=sys.version.split()[0], gc_enabled=gc.isenabled())
-    print(json.dumps(dict(ready=True, info=info)), flush=True)
+
+def blas():
+    "The BLAS and OpenMP thread pools this process loaded (threadpoolctl)"
+    try: from threadpoolctl import threadpool_info
+    except ImportError: return [dict(error='threadpoolctl is not installed')]
+    keys = ('user_api', 'internal_api', 'version', 'architecture', 'num_threads')
+    return [{k: pool.get(k) for k in keys} for pool in threadpool_info()]
+
+
+def serve(engine):
+    steppers = {}
+    def run(workload, **cmd):
+        if workload == 'moons':
+            net, params, zero_grad, update = engine.scalar_model(cmd['seed'])
+            loss = lambda: W.scalar_loss(net, params, cmd['X'], cmd['y'], engine.constant)
+            first_loss = W.train_steps(loss, zero_grad, update, 1)['losses'][0] if cmd['warmup'] else None
+            out = dict(W.train_steps(loss, zero_grad, update, cmd['steps']), first_loss=first_loss)
+            if cmd['count']:
+                out['nodes'] = W.count_nodes(loss()) if engine.countable else None
+                gc.collect()  # 0.1.0 leaves this untimed graph as garbage: do not bill it to the next steps
+            return out
+        if workload == 'batched':  # the model stays from one repetition to the next
+            key, first_loss = (len(cmd['X']), cmd['width']), None
+            if key not in steppers:  # a new model: its first loss, and a few steps to warm up
+                steppers[key] = engine.batched(cmd['X'], cmd['y'], cmd['width'], cmd['seed'])
+                first_loss = W.train_steps(*steppers[key], steps=4, budget=cmd['budget'])['losses'][0]
+            out = W.train_steps(*steppers[key], steps=cmd['steps'], budget=cmd['budget'])
+            return dict(out, losses=out['losses'][-1:], first_loss=first_loss)  # the last loss is enough
+        if workload == 'profile':
+            net, params, zero_grad, _ = engine.scalar_model(cmd['seed'])
+            loss = lambda: W.scalar_loss(net, params, cmd['X'], cmd['y'], engine.constant)
+            return W.profile_step(loss, zero_grad, cmd['reps'], engine.walk)
+        if workload == 'chain': return W.chain(engine.leaf, cmd['n'])
+        if workload == 'max_depth': return dict(W.max_backward_depth(engine.leaf), recursion_limit=sys.getrecursionlimit())
+        if workload == 'graph':  # tracemalloc does not see torch's allocations
+            return W.graph(engine.leaf, cmd['n'], cmd['memory'] and engine.countable, engine.countable)
+        if workload == 'rss': return W.rss_growth(engine.leaf, cmd['n'], engine.countable)
+        if workload == 'draw': return engine.draw_dot and W.draw(engine.leaf, engine.draw_dot, cmd['n'])
+        if workload == 'info':
+            return dict(engine.info, python=sys.version.split()[0], pid=os.getpid(), blas=blas(),
+                        torch_imported='torch' in sys.modules, numpy=getattr(sys.modules.get('numpy'), '__version__', None))
+        raise ValueError(f"unknown workload {workload!r}")
     for number, line in enumerate(sys.stdin):
         cmd = json.loads(line)
         try:
-            kind = cmd['workload']
-            if kind == 'rss' and number > 0:
-                raise ValueError("the rss workload must be the first command of a fresh worker")
-            if kind == 'moons':
-                model, params, zero_grad = make_model(cmd['seed'])
-                X, y = cmd['X'], cmd['y']
-                # inputs are leaf Values in micrograd; in torch, 0-d tensors that need no gradient
-                moons_leaf = (lambda v: torch.tensor(float(v), dtype=torch.float64)) if is_torch else Value
-                for _ in range(cmd.get('warmup', 1)):
-                    W.moons_steps(model, params, X, y, 1, moons_leaf, zero_grad, update_for(params))
-                out = W.moons_steps(model, params, X, y, cmd['steps'], moons_leaf, zero_grad, update_for(params))
-                if cmd.get('count'):
-                    loss = W.moons_loss(model, params, X, y, moons_leaf)
-                    out['nodes'] = None if is_torch else W.count_nodes(loss)
-                    del loss
-                    gc.collect()  # 0.1.0 leaves this untimed graph as garbage: do not bill it to the next steps
-            elif kind == 'profile':
-                model, params, zero_grad = make_model(cmd['seed'])
-                topo = None
-                if SYSTEM == 'ours':
-                    import inspect, micrograd.engine as engine
-                    walk = getattr(engine, '_backward_order', None)  # the walk that orders the nodes and zeroes the grads
-                    arity = len(inspect.signature(walk).parameters) if walk else 0
-                    if arity == 1: topo = walk
-                    elif arity == 4: topo = lambda root: walk(root, [], {}, {})  # (root, order, earlier grads, saved grads)
-                out = W.profile_step(model, params, cmd['X'], cmd['y'], Value, zero_grad, cmd.get('reps', 3), topo)
-            elif kind == 'moons_batched':
-                out = torch_batched_steps(cmd['X'], cmd['y'], cmd['steps'], cmd['seed'])
-            elif kind == 'chain':
-                out = W.chain(Value, cmd['n'])
-            elif kind == 'max_depth':
-                out = W.max_backward_depth(Value)
-                out['recursion_limit'] = sys.getrecursionlimit()
-            elif kind == 'graph':
-                out = W.graph(Value, cmd['n'], memory=cmd.get('memory', True), count=not is_torch)
-            elif kind == 'rss':
-                out = W.rss_growth(Value, cmd['n'], count=not is_torch)
-            elif kind == 'draw':
-                out = None if draw_dot is None else W.draw(Value, draw_dot, cmd['n'])
-            elif kind == 'info':
-                out = dict(info, torch_imported='torch' in sys.modules)
-            else:
-                raise ValueError(f"unknown workload {kind!r}")
-            reply = dict(ok=True, result=out)
+            if cmd['workload'] == 'rss' and number > 0: raise ValueError("rss must be the first command of a fresh worker")
+            reply = dict(ok=True, result=run(**cmd))
         except Exception as e:
             reply = dict(ok=False, error=f"{type(e).__name__}: {e}", traceback=traceback.format_exc())
         print(json.dumps(reply), flush=True)
 
+
 if __name__ == '__main__':
-    main()
+    engine = torch_engine(PATH) if ENGINE == 'torch' else micrograd_engine(PATH, orig=ENGINE == 'orig')
+    print(json.dumps(dict(ready=True)), flush=True)
+    serve(engine)
