@@ -9,12 +9,19 @@ __all__ = []
 __version__ = "0.2.0"
 
 # %% ../nbs/index.ipynb #0c5a1eac
-from .engine import Value, grad_rule, numerical_grad
-from .nn import Module, Neuron, Layer, MLP
-from .viz import draw_dot
-from .losses import mse_loss, hinge_loss, bce_with_logits_loss, cross_entropy_loss
-from .optim import SGD, Adam
-from .io import save_model, load_model, read_model
+_MODULES = {'engine': ['Value', 'grad_rule', 'numerical_grad'], 'nn': ['Module', 'Neuron', 'Layer', 'MLP'], 'viz': ['draw_dot'],
+            'losses': ['mse_loss', 'hinge_loss', 'bce_with_logits_loss', 'cross_entropy_loss'], 'optim': ['SGD', 'Adam'],
+            'io': ['save_model', 'load_model', 'read_model']}
+_HOMES = {name: module for module, names in _MODULES.items() for name in names}
+
+def __getattr__(name):
+    "`micrograd.Value` and the other names above, and the modules, imported when first used: `import micrograd.io` loads no more than io needs"
+    from importlib import import_module
+    if name in _MODULES: return import_module(f'micrograd.{name}')
+    if name in _HOMES: return getattr(import_module(f'micrograd.{_HOMES[name]}'), name)
+    raise AttributeError(f"module 'micrograd' has no attribute {name!r}")
+
+def __dir__(): return sorted({*globals(), *_MODULES, *_HOMES})
 
 # %% ../nbs/index.ipynb #6ede2521
 def _show_doc_renderer(sym, name=None, title_level=3):

@@ -6,7 +6,7 @@
 __all__ = ['Module', 'Neuron', 'Layer', 'MLP']
 
 # %% ../nbs/02_nn.ipynb #cb65b92a
-import random
+import numbers, random
 from operator import mul
 from .engine import Value
 from .checks import describe, need_int, need_values
@@ -31,14 +31,25 @@ def _activation(act, fn, name='act'):
     known = ', '.join(repr(a) for a in _activations)
     raise ValueError(f"{fn}() needs {name} to be one of {known}, got {describe(act)}")
 
+# %% ../nbs/02_nn.ipynb #8aa18cc0
+def _generator(seed, fn):
+    "Where a model draws its weights from: the `random` module for None, `random.Random(seed)` for an int, a `random.Random` as it is"
+    if seed is None or seed is random: return random
+    if isinstance(seed, random.Random): return seed
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+        raise TypeError(f"{fn}() needs seed to be None, an integer or a random.Random, got {describe(seed)}")
+    return random.Random(int(seed))
+
 # %% ../nbs/02_nn.ipynb #e021df5f
 class Neuron(Module):
     "`act(w · x + b)`: `nin` weights drawn from U(-1, 1), a bias starting at 0, and an activation named `act`"
     def __init__(self,
                  nin:int,        # number of inputs
-                 act='tanh'):    # 'tanh', 'relu', 'sigmoid' or 'linear'
+                 act='tanh',     # 'tanh', 'relu', 'sigmoid' or 'linear'
+                 seed=None):     # None: draw the weights from the `random` module; an int or a `random.Random`: from that
         self.nin, self.act, self._act = need_int(nin, 'nin', 'Neuron'), act, _activation(act, 'Neuron')
-        self.w = [Value(random.uniform(-1, 1)) for _ in range(self.nin)]
+        rng = _generator(seed, 'Neuron')
+        self.w = [Value(rng.uniform(-1, 1)) for _ in range(self.nin)]
         self.b = Value(0.0)
 
     def __call__(self, x):
@@ -66,10 +77,11 @@ def _inputs(model, x):
 # %% ../nbs/02_nn.ipynb #a431728b
 class Layer(Module):
     "`nout` neurons, each with `nin` inputs and activation `act`"
-    def __init__(self, nin:int, nout:int, act='tanh'):
+    def __init__(self, nin:int, nout:int, act='tanh', seed=None):
         self.nin, self.nout, self.act = need_int(nin, 'nin', 'Layer'), need_int(nout, 'nout', 'Layer'), act
         _activation(act, 'Layer')
-        self.neurons = [Neuron(self.nin, act) for _ in range(self.nout)]
+        rng = _generator(seed, 'Layer')
+        self.neurons = [Neuron(self.nin, act, seed=rng) for _ in range(self.nout)]
 
     def __call__(self, x):
         "The layer's outputs for the `nin` numbers or `Value`s in `x`: a `Value` if `nout` is 1, else a list"
@@ -93,15 +105,16 @@ class MLP(Module):
                  nin:int,             # number of inputs
                  nouts:list,          # size of each layer, the last is the number of outputs
                  act='tanh',          # activation of the hidden layers
-                 out_act='linear'):   # activation of the output layer
+                 out_act='linear',    # activation of the output layer
+                 seed=None):          # None: draw the weights from the `random` module; an int or a `random.Random`: from that
         nin = need_int(nin, 'nin', 'MLP')
         if not isinstance(nouts, (list, tuple)) or not nouts:
             raise TypeError(f"MLP() needs nouts to be a non-empty list of layer sizes such as [4, 4, 1], got {describe(nouts)}")
         nouts = [need_int(n, 'every size in nouts', 'MLP') for n in nouts]
         _activation(act, 'MLP'), _activation(out_act, 'MLP', 'out_act')
         self.nin, self.nouts, self.act, self.out_act = nin, nouts, act, out_act
-        sizes = [nin] + nouts
-        self.layers = [Layer(sizes[i], sizes[i + 1], act if i < len(nouts) - 1 else out_act)
+        sizes, rng = [nin] + nouts, _generator(seed, 'MLP')
+        self.layers = [Layer(sizes[i], sizes[i + 1], act if i < len(nouts) - 1 else out_act, seed=rng)
                        for i in range(len(nouts))]
 
     def __call__(self, x):

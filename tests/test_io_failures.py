@@ -381,3 +381,161 @@ def test_save_and_load_refuse_what_is_not_a_module(function, model, tmp_path, sa
         save_model(model, path) if function == 'save_model' else load_model(model, path)
     assert function in str(e.value) and 'model' in str(e.value).replace(function, ''), str(e.value)
     assert path.read_bytes() == old
+
+
+# ---------------------------------------------------------------- paths that cannot name the file (issues 14 to 17)
+
+CALLS = {'save_model': lambda path: save_model(make_model(2), path),
+         'load_model': lambda path: load_model(make_model(2), path),
+         'read_model': lambda path: read_model(path)}
+
+
+def test_a_file_name_of_250_characters_saves_and_loads(tmp_path, fuzz_counts):
+    "The temporary file's name has a fixed length: it used to add 19 characters to the target's, past the 255 allowed"
+    for length in (200, 250, 255):
+        path = tmp_path / ('m' * (length - 5) + '.json')
+        fuzz_counts['io failures']['long file names saved'] += 1
+        save_model(make_model(2), path)
+        assert snapshot(load_model(make_model(3), path)) == snapshot(make_model(2))
+        assert sorted(p.name for p in tmp_path.iterdir()) == [path.name]
+        path.unlink()
+
+
+@pytest.mark.parametrize('existing', [False, True], ids=['missing folder', 'existing folder'])
+def test_a_path_that_ends_in_a_separator_is_refused_and_nothing_is_written(existing, tmp_path, fuzz_counts):
+    "save_model('newdir/') used to write a file called newdir"
+    folder = tmp_path / 'newdir'
+    if existing: folder.mkdir()
+    fuzz_counts['io failures']['saves that cannot complete'] += 1
+    with pytest.raises(IsADirectoryError) as e: save_model(make_model(2), str(folder) + os.sep)
+    assert 'save_model()' in str(e.value) and 'path' in str(e.value) and 'newdir' in str(e.value), str(e.value)
+    assert sorted(p.name for p in tmp_path.iterdir()) == (['newdir'] if existing else [])
+    if existing: assert list(folder.iterdir()) == []
+
+
+@pytest.mark.parametrize('function', CALLS)
+@pytest.mark.parametrize('path', ['model\0.json', '\0', Path('dir\0') / 'model.json'], ids=['inside', 'alone', 'in a Path'])
+def test_a_nul_byte_in_a_path_is_a_typed_error_naming_the_function_and_the_argument(function, path, tmp_path, monkeypatch):
+    "It used to be a bare 'embedded null byte' that named no function"
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ValueError) as e: CALLS[function](path)
+    assert f"{function}() needs path" in str(e.value) and 'NUL' in str(e.value), str(e.value)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize('function', CALLS)
+def test_every_function_refuses_a_path_that_names_a_folder(function, tmp_path, saved):
+    _, path, _, _ = saved
+    with pytest.raises(IsADirectoryError) as e: CALLS[function](str(path) + os.sep)
+    assert f"{function}()" in str(e.value) and path.name in str(e.value), str(e.value)
+
+
+def test_reading_a_small_file_takes_memory_for_the_file_not_for_the_limit(tmp_path):
+    "A 155-byte file used to be read into a buffer sized to the 64 MB limit"
+    import tracemalloc
+    path = tmp_path / 'small.json'
+    path.write_text('{"format": "micrograd", "version": 1, "architecture": {"type": "Neuron", "nin": 1, "act": "tanh"}, '
+                    '"parameters": [0.5, 0.25]}' + ' ' * 30)
+    assert path.stat().st_size == 155
+    for read in (lambda: read_model(path), lambda: load_model(Neuron(1), path)):
+        tracemalloc.start()
+        try: read()
+        finally: peak = tracemalloc.get_traced_memory()[1]; tracemalloc.stop()
+        assert peak < 2**20, f"reading a 155-byte file took {peak:,} bytes"
+
+
+def test_a_file_over_the_limit_is_refused(tmp_path, monkeypatch):
+    import micrograd.io
+    monkeypatch.setattr(micrograd.io, '_MAX_FILE_BYTES', 1000)
+    path = tmp_path / 'big.json'
+    path.write_bytes(b' ' * 1001)
+    with pytest.raises(ValueError, match=r"read_model\(\): .*big.json is larger than 1,000 bytes"): read_model(path)
+    path.write_bytes(b' ' * 1000)  # exactly the limit: read, then refused as no JSON
+    with pytest.raises(ValueError, match="not valid JSON"): read_model(path)
+
+
+# ---------------------------------------------------------------- atomic_write: several files, all or none
+
+from micrograd.io import atomic_write
+
+
+def files_in(folder): return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+@pytest.fixture
+def three(tmp_path):
+    "A folder with a.txt and b.txt; atomic_write will write those and c.txt"
+    folder = tmp_path / 'out'; folder.mkdir()
+    (folder / 'a.txt').write_bytes(b'old a'); (folder / 'b.txt').write_bytes(b'old b')
+    new = {folder / 'a.txt': b'new a', folder / 'b.txt': lambda f: f.write(b'new b'), folder / 'c.txt': b'new c'}
+    return folder, files_in(folder), new
+
+
+@pytest.mark.parametrize('fails', ['replace 1', 'replace 2', 'replace 3', 'open 1', 'open 3', 'fsync 1', 'fsync 3', 'writer'])
+def test_a_failure_at_any_step_leaves_every_file_as_it_was(fails, three, monkeypatch, fuzz_counts):
+    folder, before, new = three
+    name, n = (fails.split() + ['1'])[:2]
+    calls = []
+    def failing(real):
+        def call(*args, **kwargs):
+            if name == 'open' and not any(c in (args[1] if len(args) > 1 else kwargs.get('mode', 'r')) for c in 'x'): return real(*args, **kwargs)
+            calls.append(args)
+            if len(calls) == int(n): raise OSError(errno.ENOSPC, 'No space left on device (injected)')
+            return real(*args, **kwargs)
+        return call
+    if name == 'writer': new[folder / 'c.txt'] = lambda f: (f.write(b'half'), 1 / 0)
+    elif name == 'open': monkeypatch.setattr('builtins.open', failing(open))
+    else: monkeypatch.setattr(os, name, failing(getattr(os, name)))
+    fuzz_counts['io failures']['several-file writes that fail'] += 1
+    with pytest.raises((OSError, ZeroDivisionError)) as e: atomic_write(new, 'example')
+    monkeypatch.undo()
+    if isinstance(e.value, OSError): assert 'example() could not write' in str(e.value), str(e.value)
+    fuzz_counts['io failures']['old files damaged'] += files_in(folder) != before
+    assert files_in(folder) == before
+
+
+def test_when_links_fail_the_old_files_are_copied_and_the_write_completes(three, monkeypatch):
+    folder, before, new = three
+    def no_links(*args): raise OSError(errno.EPERM, 'Operation not permitted (injected)')
+    monkeypatch.setattr(os, 'link', no_links)
+    atomic_write(new)
+    assert files_in(folder) == {'a.txt': b'new a', 'b.txt': b'new b', 'c.txt': b'new c'}
+
+
+@pytest.mark.parametrize('at', [1, 2, 3])
+def test_ctrl_c_while_the_files_move_into_place_is_held_until_all_are_there(at, three, monkeypatch, fuzz_counts):
+    "A SIGINT between two renames used to leave some files new and some old"
+    import signal
+    folder, before, new = three
+    real, calls = os.replace, []
+    def replace(*args):
+        calls.append(args)
+        if len(calls) == at: signal.raise_signal(signal.SIGINT)  # Ctrl-C, just before this rename
+        return real(*args)
+    monkeypatch.setattr(os, 'replace', replace)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(KeyboardInterrupt): atomic_write(new)
+    finally: signal.signal(signal.SIGINT, previous)
+    fuzz_counts['io failures']['several-file writes interrupted'] += 1
+    assert files_in(folder) == {'a.txt': b'new a', 'b.txt': b'new b', 'c.txt': b'new c'}
+    assert signal.getsignal(signal.SIGINT) is previous
+
+
+def test_atomic_write_from_another_thread_works_without_holding_ctrl_c(three):
+    import threading
+    folder, _, new = three
+    errors = []
+    def run():
+        try: atomic_write(new)
+        except BaseException as e: errors.append(e)
+    thread = threading.Thread(target=run); thread.start(); thread.join()
+    assert errors == [] and files_in(folder) == {'a.txt': b'new a', 'b.txt': b'new b', 'c.txt': b'new c'}
+
+
+def test_a_folder_in_the_way_of_any_file_is_refused_before_anything_is_written(three):
+    folder, before, new = three
+    (folder / 'c.txt').mkdir()
+    with pytest.raises(IsADirectoryError, match=r"atomic_write\(\) could not write .*c.txt: it is a folder"): atomic_write(new)
+    assert {p.name for p in folder.iterdir()} == {'a.txt', 'b.txt', 'c.txt'}
+    assert (folder / 'a.txt').read_bytes() == b'old a' and (folder / 'b.txt').read_bytes() == b'old b'
