@@ -192,22 +192,26 @@ def _backward_order(root, zero):
     grads its nodes had; every grad is set to `zero` on the way"""
     order, old, leaves, earlier = [], [], [], []
     visited, stack = set(), [root]
-    while stack:
-        node = stack.pop()
-        if node is None:  # the marker: the node below it has all its children in the order
+    try:
+        while stack:
             node = stack.pop()
-            order.append(node); old.append(node.grad); node.grad = zero
-            continue
-        if node in visited: continue
-        visited.add(node)
-        left, right = node._left, node._right
-        if left is None:
-            leaves.append(node); earlier.append(node.grad); node.grad = zero
-            continue
-        stack.append(node); stack.append(None)  # two appends: faster than += (node, None)
-        if left not in visited: stack.append(left)
-        if right is not None and right not in visited: stack.append(right)
-    return order, old, leaves, earlier
+            if node is None:  # the marker: the node below it has all its children in the order
+                node = stack.pop()
+                order.append(node); old.append(node.grad); node.grad = zero
+                continue
+            if node in visited: continue
+            visited.add(node)
+            left, right = node._left, node._right
+            if left is None:
+                leaves.append(node); earlier.append(node.grad); node.grad = zero
+                continue
+            stack.append(node); stack.append(None)  # two appends: faster than += (node, None)
+            if left not in visited: stack.append(left)
+            if right is not None and right not in visited: stack.append(right)
+        return order, old, leaves, earlier
+    except BaseException:  # Ctrl-C during the walk: put back the grads it has set to zero so far
+        _restore(order, old); _restore(leaves, earlier)
+        raise
 
 # %% ../nbs/00_engine.ipynb #4bb9902b
 def _no_rule(op): raise ValueError(f"no gradient rule for op {op!r}: register one with @grad_rule({op!r})")
@@ -260,10 +264,11 @@ def backpropagate(root, # the output: a Value (or a Tensor)
                   inputs=None): # None: set every node's .grad (leaves accumulate); else return d(root)/d(input)
     "The chain rule from `root` down: every node's rule, each after all the nodes that use it"
     zero = None if create_graph else root._zero
-    order, old, leaves, earlier = _backward_order(root, zero)
-    needed = None if inputs is None else _on_paths_to(inputs, order)
-    fast = {} if create_graph else root._fast
+    order = old = leaves = earlier = ()  # an interrupted walk puts back its own changes
     try:
+        order, old, leaves, earlier = _backward_order(root, zero)
+        needed = None if inputs is None else _on_paths_to(inputs, order)
+        fast = {} if create_graph else root._fast
         root.grad = seed
         for node in reversed(order):
             f = fast.get(node._op)
@@ -271,14 +276,14 @@ def backpropagate(root, # the output: a Value (or a Tensor)
             elif node.grad is not None and (needed is None or node in needed): _pass_back(node, create_graph)
         if inputs is not None:
             reached = set(order).union(leaves)
-            return tuple(x.grad if x in reached else None for x in inputs)
-    except BaseException:
+            grads = tuple(x.grad if x in reached else None for x in inputs)
+            _restore(order, old); _restore(leaves, earlier)
+            return grads
+        for leaf, g in zip(leaves, earlier):
+            if g is not None: leaf.grad = g if leaf.grad is None else leaf.grad + g
+    except BaseException:  # a rule failed, or Ctrl-C: put back every grad as it was
         _restore(order, old); _restore(leaves, earlier)
         raise
-    finally:
-        if inputs is not None: _restore(order, old); _restore(leaves, earlier)
-    for leaf, g in zip(leaves, earlier):
-        if g is not None: leaf.grad = g if leaf.grad is None else leaf.grad + g
 
 def _on_paths_to(inputs, order):
     "The nodes of `order` that depend on one of `inputs`, and the inputs"
@@ -417,9 +422,9 @@ def _pow(base, k):
         return -math.inf if negative else math.inf
 
 def _pow_rule(g, out, base, k):
-    "d(b**k)/db = k * b**(k-1), for a number k: no gradient flows to it"
+    "d(b**k)/db = k * b**(k-1), for a number k (0 where k is 0, as in PyTorch: 0 * 0**-1 would be nan); k gets none"
     k = data(k)
-    return g * k * power(base, k - 1), None
+    return (g * 0.0 if k == 0 else g * k * power(base, k - 1)), None
 
 power = op('**', _pow, _pow_rule)
 
@@ -430,8 +435,8 @@ def _pow_positive(base, k):
     return _pow(base, k)
 
 def _pow_both_rule(g, out, base, k):
-    "d(b**k)/db = k * b**(k-1) and d(b**k)/dk = log(b) * b**k"
-    return g * k * power_both(base, k - 1), g * log(base) * out
+    "d(b**k)/db = k * b**(k-1) (0 where k is 0, as in PyTorch) and d(b**k)/dk = log(b) * b**k"
+    return (g * 0.0 if data(k) == 0 else g * k * power_both(base, k - 1)), g * log(base) * out
 
 power_both = op('pow', _pow_positive, _pow_both_rule)
 
