@@ -422,9 +422,10 @@ def _pow(base, k):
         return -math.inf if negative else math.inf
 
 def _pow_rule(g, out, base, k):
-    "d(b**k)/db = k * b**(k-1), for a number k (0 where k is 0, as in PyTorch: 0 * 0**-1 would be nan); k gets none"
+    "d(b**k)/db = k * b**(k-1), for a number k: no gradient flows to it"
     k = data(k)
-    return (g * 0.0 if k == 0 else g * k * power(base, k - 1)), None
+    if k == 0: return out * 0.0, None  # 0, as in PyTorch, where 0 * b**-1 would be nan (b = 0) and g * 0 too (g = inf)
+    return g * k * power(base, k - 1), None
 
 power = op('**', _pow, _pow_rule)
 
@@ -435,8 +436,9 @@ def _pow_positive(base, k):
     return _pow(base, k)
 
 def _pow_both_rule(g, out, base, k):
-    "d(b**k)/db = k * b**(k-1) (0 where k is 0, as in PyTorch) and d(b**k)/dk = log(b) * b**k"
-    return (g * 0.0 if data(k) == 0 else g * k * power_both(base, k - 1)), g * log(base) * out
+    "d(b**k)/db = k * b**(k-1) and d(b**k)/dk = log(b) * b**k"
+    db = out * 0.0 if data(k) == 0 else g * k * power_both(base, k - 1)  # 0 where k is 0, as for a number k
+    return db, g * log(base) * out
 
 power_both = op('pow', _pow_positive, _pow_both_rule)
 
