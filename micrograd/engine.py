@@ -424,8 +424,7 @@ def _pow(base, k):
 def _pow_rule(g, out, base, k):
     "d(b**k)/db = k * b**(k-1), for a number k: no gradient flows to it"
     k = data(k)
-    if k == 0: return out * 0.0, None  # 0, as in PyTorch, where 0 * b**-1 would be nan (b = 0) and g * 0 too (g = inf)
-    return g * (k * power(base, k - 1)), None  # grouped as in PyTorch: g * k can overflow where k * b**(k-1) does not
+    return g * (k * power(base, k - (k != 0))), None  # b**0 where k is 0: 0 * b**-1 would be nan at b = 0
 
 power = op('**', _pow, _pow_rule)
 
@@ -437,8 +436,8 @@ def _pow_positive(base, k):
 
 def _pow_both_rule(g, out, base, k):
     "d(b**k)/db = k * b**(k-1) and d(b**k)/dk = log(b) * b**k"
-    db = out * 0.0 if data(k) == 0 else g * (k * power_both(base, k - 1))  # 0 where k is 0, as for a number k
-    return db, g * (out * log(base))
+    m = data(k) != 0  # 0 where k is 0, as for a number k; a mask, which no gradient flows through
+    return g * (k * m * power_both(base, k - m)), g * (out * log(base))
 
 power_both = op('pow', _pow_positive, _pow_both_rule)
 
