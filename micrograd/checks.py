@@ -16,17 +16,18 @@ def describe(x, width=40):
     if len(text) > width: text = text[:width - 3] + '...'
     return f"{type(x).__name__} {text}"
 
-# %% ../nbs/12_hardening.ipynb #83e52207
+# %% ../nbs/12_hardening.ipynb #e10a4495
 def need_int(value, name, fn, low=1, high=None):
-    "`value` as an int if it is an integer from `low` to `high` (numpy integers too, bools not), else an error naming `fn` and `name`"
+    "An int: `value` if it is an integer from `low` to `high` (not a bool), else an error naming `fn` and `name`"
     what = f"an integer >= {low}" if high is None else f"an integer from {low} to {high}"
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{fn}() needs {name} to be {what}, got {describe(value)}")
-    if not low <= value <= (value if high is None else high): raise ValueError(f"{fn}() needs {name} to be {what}, got {describe(value)}")
+    if value < low or (high is not None and value > high):
+        raise ValueError(f"{fn}() needs {name} to be {what}, got {describe(value)}")
     return int(value)
 
 def need_real(value, name, fn, low=-math.inf, high=math.inf, low_open=False, high_open=False):
-    "`value` as a float if it is a real number (bools not) from `low` to `high`, else an error naming `fn` and `name`"
+    "A float: `value` if it is a real number from `low` to `high` (not a bool), else an error naming `fn`, `name`"
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{fn}() needs {name} to be a real number, got {describe(value)}")
     try: x = float(value)
@@ -36,25 +37,26 @@ def need_real(value, name, fn, low=-math.inf, high=math.inf, low_open=False, hig
         raise ValueError(f"{fn}() needs {name} to be a real number in {where}, got {describe(value)}")
     return x
 
-# %% ../nbs/12_hardening.ipynb #848e8232
+# %% ../nbs/12_hardening.ipynb #9ad985b5
 def need_list(xs, name, fn, what='a list'):
-    "`xs` as a list if it is a list, tuple or other iterable (not a str, dict or set), else a TypeError naming `fn`"
+    "`xs` as a list, if it is an iterable other than a str, dict or set; else a TypeError naming `fn`, `name`"
     if isinstance(xs, (str, bytes, Mapping, Set)) or not isinstance(xs, Iterable):
         raise TypeError(f"{fn}() needs {name} to be {what}, got {describe(xs)}")
     return list(xs)
 
 def need_values(xs, name, fn):
-    "`xs` (an iterable of `Value`s and real numbers) as a list of `Value`s, else a TypeError naming `fn` and `name`"
-    from micrograd.engine import Value  # the engine imports this module, so this import waits until it is needed
+    "A list of `Value`s from `xs`, an iterable of `Value`s and real numbers; else a TypeError naming `fn`, `name`"
+    from micrograd.engine import Value  # here, not at the top: the engine imports this module
     out = need_list(xs, name, fn, 'a list of Values or numbers')
     for i, x in enumerate(out):
         if type(x) is Value or isinstance(x, Value): continue
         if isinstance(x, numbers.Real) and not isinstance(x, bool): out[i] = Value(x)
-        else: raise TypeError(f"{fn}() needs {name} to be a list of Values or numbers, but item {i} is {describe(x)}")
+        else: raise TypeError(f"{fn}() needs {name} to be a list of Values or numbers, "
+                              f"but item {i} is {describe(x)}")
     return out
 
 def need_choice(value, name, fn, choices, what=None):
-    "`value` if it is one of the strings `choices`, else an error naming `fn` and `name` and saying what it takes"
+    "`value` if it is one of the strings `choices`; else an error naming `fn`, `name` and what it takes"
     if isinstance(value, str) and value in choices: return value
     what = what or 'one of ' + ', '.join(map(repr, choices))
     error = ValueError if isinstance(value, str) else TypeError
