@@ -142,19 +142,23 @@ def compare_graph(rng):
     return bad, compared
 
 
-@pytest.mark.parametrize('chunk', range(CHUNKS))
-def test_random_graphs_match_torch(chunk, fuzz_counts):
-    rng = random.Random(f"graphs-{chunk}")
+def run_chunk(compare, rng, counts, what):
+    "`compare(rng)` on GRAPHS_PER_CHUNK graphs: add to `counts` (the numbers compared as `what`), fail on any mismatch"
     failures, compared = [], 0
     for _ in range(GRAPHS_PER_CHUNK):
-        bad, n = compare_graph(rng)
+        bad, n = compare(rng)
         compared += n
         if bad: failures.append(bad)
-    counts = fuzz_counts['random graphs vs torch float64']
     counts['graphs'] += GRAPHS_PER_CHUNK
-    counts['values and grads compared'] += compared
+    counts[what] += compared
     counts['graphs with a silent wrong result'] += len(failures)
     assert not failures, f"{len(failures)} of {GRAPHS_PER_CHUNK} graphs disagree with torch; first:\n" + "\n".join(failures[0][:8])
+
+
+@pytest.mark.parametrize('chunk', range(CHUNKS))
+def test_random_graphs_match_torch(chunk, fuzz_counts):
+    run_chunk(compare_graph, random.Random(f"graphs-{chunk}"), fuzz_counts['random graphs vs torch float64'],
+              'values and grads compared')
 
 
 def derivatives_compared(rng):
@@ -183,14 +187,5 @@ def derivatives_compared(rng):
 
 @pytest.mark.parametrize('chunk', range(CHUNKS))
 def test_higher_derivatives_of_random_graphs_match_torch(chunk, fuzz_counts):
-    rng = random.Random(f"higher-{chunk}")
-    failures, compared = [], 0
-    for _ in range(GRAPHS_PER_CHUNK):
-        bad, n = derivatives_compared(rng)
-        compared += n
-        if bad: failures.append(bad)
-    counts = fuzz_counts['random graphs, derivatives 1 to 3 (create_graph) vs torch']
-    counts['graphs'] += GRAPHS_PER_CHUNK
-    counts['derivatives compared'] += compared
-    counts['graphs with a silent wrong result'] += len(failures)
-    assert not failures, f"{len(failures)} of {GRAPHS_PER_CHUNK} graphs disagree with torch; first:\n" + "\n".join(failures[0][:8])
+    run_chunk(derivatives_compared, random.Random(f"higher-{chunk}"),
+              fuzz_counts['random graphs, derivatives 1 to 3 (create_graph) vs torch'], 'derivatives compared')
