@@ -424,7 +424,7 @@ def _pow(base, k):
 def _pow_rule(g, out, base, k):
     "d(b**k)/db = k * b**(k-1), for a number k: no gradient flows to it"
     k = data(k)
-    return g * (k * power(base, k - (k != 0))), None  # b**0 where k is 0: 0 * b**-1 would be nan at b = 0
+    return g * (k * power(base, k - (k != 0))), None  # b**0 where k is 0 (not 0 * inf); grouped as in PyTorch
 
 power = op('**', _pow, _pow_rule)
 
