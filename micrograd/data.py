@@ -37,8 +37,7 @@ def make_moons(n_samples=100, # total number of points, split evenly between the
 def load_digits(n_class=10, # keep the digits 0 to n_class - 1 only, from 1 to 10
                ):
     "The 8x8 handwritten digits as `(X, y)`: `X` a list of 64 pixel values from 0 to 16 per image, `y` the digits"
-    n_class = need_int(n_class, 'n_class', 'load_digits', low=1)
-    if n_class > 10: raise ValueError(f"load_digits() has the digits 0 to 9: n_class must be from 1 to 10, got {n_class}")
+    n_class = need_int(n_class, 'n_class', 'load_digits', low=1, high=10)
     try: from sklearn.datasets import load_digits as sklearn_digits
     except ImportError as e:
         raise ImportError("load_digits() reads the digits scikit-learn ships; install it with: pip install scikit-learn") from e

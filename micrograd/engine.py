@@ -186,11 +186,10 @@ def _relu_rule(g, out, x):
     "d(relu x)/dx = 1 where relu(x) is not 0 (so nan passes its gradient on, as in PyTorch), else 0"
     return (g * (plain(out) != 0),)
 
-# %% ../nbs/00_engine.ipynb #49786eeb
-def _backward_order(root, zero):
-    """The nodes with children that `root` depends on, each after its children, and the leaves, each list with the
-    grads its nodes had; every grad is set to `zero` on the way"""
-    order, old, leaves, earlier = [], [], [], []
+# %% ../nbs/00_engine.ipynb #bab236be
+def _backward_order(root, zero, order, old, leaves, earlier):
+    """Fill `order` with the nodes with children that `root` depends on, each after its children, and `leaves` with
+    the leaves; `old` and `earlier` get the grads they had, which are set to `zero` on the way"""
     visited, stack = set(), [root]
     while stack:
         node = stack.pop()
@@ -207,7 +206,6 @@ def _backward_order(root, zero):
         stack.append(node); stack.append(None)  # two appends: faster than += (node, None)
         if left not in visited: stack.append(left)
         if right is not None and right not in visited: stack.append(right)
-    return order, old, leaves, earlier
 
 # %% ../nbs/00_engine.ipynb #4bb9902b
 def _no_rule(op): raise ValueError(f"no gradient rule for op {op!r}: register one with @grad_rule({op!r})")
@@ -253,17 +251,18 @@ def _relu_fast(n):
 Value._fast = {'+': _add_fast, '*': _mul_fast, 'tanh': _tanh_fast, 'relu': _relu_fast}
 Value._zero, Value._arrays = 0.0, False
 
-# %% ../nbs/00_engine.ipynb #6bfa6370
+# %% ../nbs/00_engine.ipynb #ded2cd4a
 def backpropagate(root, # the output: a Value (or a Tensor)
                   seed, # d(root)/d(root): 1.0 (an array of ones for a tensor; a node to create_graph)
                   create_graph=False, # build the gradients as nodes, which can be differentiated again
                   inputs=None): # None: set every node's .grad (leaves accumulate); else return d(root)/d(input)
     "The chain rule from `root` down: every node's rule, each after all the nodes that use it"
     zero = None if create_graph else root._zero
-    order, old, leaves, earlier = _backward_order(root, zero)
-    needed = None if inputs is None else _on_paths_to(inputs, order)
-    fast = {} if create_graph else root._fast
+    order, old, leaves, earlier = [], [], [], []
     try:
+        _backward_order(root, zero, order, old, leaves, earlier)
+        needed = None if inputs is None else _on_paths_to(inputs, order)
+        fast = {} if create_graph else root._fast
         root.grad = seed
         for node in reversed(order):
             f = fast.get(node._op)
@@ -271,14 +270,14 @@ def backpropagate(root, # the output: a Value (or a Tensor)
             elif node.grad is not None and (needed is None or node in needed): _pass_back(node, create_graph)
         if inputs is not None:
             reached = set(order).union(leaves)
-            return tuple(x.grad if x in reached else None for x in inputs)
-    except BaseException:
+            grads = tuple(x.grad if x in reached else None for x in inputs)
+            _restore(order, old); _restore(leaves, earlier)
+            return grads
+        for leaf, g in zip(leaves, earlier):  # leaves accumulate: this pass's gradient plus the earlier one
+            if g is not None: leaf.grad = g if leaf.grad is None else leaf.grad + g
+    except BaseException:  # a rule failed, or Ctrl-C: put every grad back as it was
         _restore(order, old); _restore(leaves, earlier)
         raise
-    finally:
-        if inputs is not None: _restore(order, old); _restore(leaves, earlier)
-    for leaf, g in zip(leaves, earlier):
-        if g is not None: leaf.grad = g if leaf.grad is None else leaf.grad + g
 
 def _on_paths_to(inputs, order):
     "The nodes of `order` that depend on one of `inputs`, and the inputs"
@@ -406,7 +405,7 @@ def _sigmoid_rule(g, out, x):
 sigmoid = op('sigmoid', _sigmoid, _sigmoid_rule)
 Value.sigmoid = sigmoid
 
-# %% ../nbs/00_engine.ipynb #42b76f9b
+# %% ../nbs/00_engine.ipynb #53333977
 def _pow(base, k):
     "`base ** k` for floats, giving inf where Python raises (as IEEE floats and PyTorch do)"
     if base < 0 and math.isfinite(k) and not float(k).is_integer():
@@ -419,11 +418,11 @@ def _pow(base, k):
 def _pow_rule(g, out, base, k):
     "d(b**k)/db = k * b**(k-1), for a number k: no gradient flows to it"
     k = plain(k)
-    return g * k * power(base, k - 1), None
+    return g * (k * power(base, k - (k != 0))), None  # k - (k != 0): b**0 where k is 0, not 0 * inf; grouped as in PyTorch
 
 power = op('**', _pow, _pow_rule)
 
-# %% ../nbs/00_engine.ipynb #41df0a8a
+# %% ../nbs/00_engine.ipynb #1dba458b
 def _pow_positive(base, k):
     "`base ** k` for a positive base, so that log(base) exists"
     if base <= 0: raise ValueError(f"a Value exponent needs a positive base, got base {base} (d/dk base**k = log(base) * base**k)")
@@ -431,7 +430,8 @@ def _pow_positive(base, k):
 
 def _pow_both_rule(g, out, base, k):
     "d(b**k)/db = k * b**(k-1) and d(b**k)/dk = log(b) * b**k"
-    return g * k * power_both(base, k - 1), g * log(base) * out
+    m = plain(k) != 0  # 0 where k is 0, as for a number k; a mask, which no gradient flows through
+    return g * (k * m * power_both(base, k - m)), g * (out * log(base))
 
 power_both = op('pow', _pow_positive, _pow_both_rule)
 

@@ -7,9 +7,8 @@ __all__ = ['mse_loss', 'hinge_loss', 'bce_with_logits_loss', 'logsumexp', 'cross
 
 # %% ../nbs/03_losses.ipynb #6dcce618
 import math
-from collections.abc import Iterable, Mapping, Set
 from .engine import Value
-from .checks import describe, need_int, need_real, need_values
+from .checks import need_int, need_list, need_real, need_values
 
 # %% ../nbs/03_losses.ipynb #87e8b210
 def mse_loss(preds, targets):
@@ -21,12 +20,8 @@ def mse_loss(preds, targets):
 # %% ../nbs/03_losses.ipynb #d5bd2a67
 def _batch(fn, preds, targets, preds_name, targets_name):
     "`preds` and `targets` as lists of the same, non-zero length, else an error naming `fn` and the argument"
-    lists = []
-    for xs, name in ((preds, preds_name), (targets, targets_name)):
-        if isinstance(xs, (str, bytes, Mapping, Set)) or not isinstance(xs, Iterable):
-            raise TypeError(f"{fn}() needs {name} to be a list with one entry per sample, got {describe(xs)}")
-        lists.append(list(xs))
-    preds, targets = lists
+    preds = need_list(preds, preds_name, fn, 'a list with one entry per sample')
+    targets = need_list(targets, targets_name, fn, 'a list with one entry per sample')
     if len(preds) != len(targets):
         raise ValueError(f"{fn}() got {len(preds)} {preds_name} but {len(targets)} {targets_name}: they must pair up one to one")
     if not preds: raise ValueError(f"{fn}() needs at least one sample, got empty lists")
@@ -80,9 +75,7 @@ def cross_entropy_loss(logits_per_sample, class_indices):
         if not zs or len(zs) != n_classes:
             raise ValueError(f"{fn}() needs the same number of logits (at least one) for every sample: "
                              f"sample 0 has {n_classes}, sample {i} has {len(zs)}")
-    classes = [need_int(c, f'class_indices[{i}]', fn, low=0) for i, c in enumerate(classes)]
-    for i, c in enumerate(classes):
-        if c >= n_classes: raise ValueError(f"{fn}() needs class indices from 0 to {n_classes - 1}, got {c} at index {i}")
+    classes = [need_int(c, f'class_indices[{i}]', fn, low=0, high=n_classes - 1) for i, c in enumerate(classes)]
     return _mean([_cross_entropy(zs, c) for zs, c in zip(rows, classes)])
 
 def _cross_entropy(zs, c):

@@ -7,8 +7,7 @@ __all__ = ['Optimizer', 'SGD', 'Adam']
 
 # %% ../nbs/04_optim.ipynb #ad517604
 import math
-from collections.abc import Iterable, Mapping, Set
-from .checks import describe, need_real
+from .checks import describe, need_list, need_real
 
 # %% ../nbs/04_optim.ipynb #dbad7531
 class Optimizer:
@@ -30,9 +29,7 @@ def _parameters(params, fn):
     "`params` as a non-empty list of parameters (anything with `data` and `.grad`), else an error naming `fn`"
     if hasattr(params, 'parameters'):
         raise TypeError(f"{fn}() needs params to be a list of parameters: pass model.parameters(), not the {type(params).__name__} itself")
-    if isinstance(params, (str, bytes, Mapping, Set)) or not isinstance(params, Iterable):
-        raise TypeError(f"{fn}() needs params to be a list of parameters such as model.parameters(), got {describe(params)}")
-    params = list(params)
+    params = need_list(params, 'params', fn, 'a list of parameters such as model.parameters()')
     if not params: raise ValueError(f"{fn}() needs params to hold at least one parameter, got an empty list")
     for i, p in enumerate(params):
         if not (hasattr(p, 'data') and hasattr(p, 'grad')):
@@ -73,8 +70,8 @@ class Adam(Optimizer):
                  eps=1e-8,              # added to the denominator, to avoid dividing by zero; must be > 0
                  weight_decay=0.0):     # L2 penalty added to each gradient as weight_decay * p
         super().__init__(params, lr)
-        if isinstance(betas, (str, bytes)) or not isinstance(betas, Iterable) or len(betas := tuple(betas)) != 2:
-            raise TypeError(f"Adam() needs betas to be a pair of numbers such as (0.9, 0.999), got {describe(betas)}")
+        betas = tuple(need_list(betas, 'betas', 'Adam', 'a pair of numbers such as (0.9, 0.999)'))
+        if len(betas) != 2: raise TypeError(f"Adam() needs betas to be a pair of numbers such as (0.9, 0.999), got {describe(betas)}")
         self.betas = tuple(need_real(b, f'betas[{i}]', 'Adam', low=0.0, high=1.0, high_open=True) for i, b in enumerate(betas))
         self.eps = need_real(eps, 'eps', 'Adam', low=0.0, low_open=True, high_open=True)
         self.weight_decay = need_real(weight_decay, 'weight_decay', 'Adam', low=0.0, high_open=True)

@@ -10,7 +10,7 @@ from contextlib import contextmanager
 import math
 import graphviz
 from .engine import Value
-from .checks import describe, need_int
+from .checks import describe, need_choice, need_int
 
 # %% ../nbs/01_viz.ipynb #937a82a9
 def trace(
@@ -46,15 +46,6 @@ def _value_label(v):
     if v.label != '': fields = str(v.label).translate(_VISIBLE).translate(_RECORD_ESCAPES) + ' | ' + fields
     return '"{ ' + fields + ' }"'
 
-# %% ../nbs/01_viz.ipynb #6164e7c8
-_DIRECTIONS = ('LR', 'RL', 'TB', 'BT')
-
-def _need_choice(value, name, choices, wanted):
-    "`value` if it is one of the strings `choices`, else an error naming draw_dot's argument `name`"
-    if isinstance(value, str) and value in choices: return value
-    error = ValueError if isinstance(value, str) else TypeError
-    raise error(f"draw_dot() needs {name} to be {wanted}, got {describe(value)}")
-
 # %% ../nbs/01_viz.ipynb #ebd283cf
 def draw_dot(root, # the output, a Value (or a Tensor): everything it depends on is drawn
              rankdir:str='LR', # direction: 'LR' (left to right), 'RL', 'TB' (top to bottom) or 'BT'
@@ -66,8 +57,8 @@ def draw_dot(root, # the output, a Value (or a Tensor): everything it depends on
     if not hasattr(root, '_prev'):
         raise TypeError(f"draw_dot() needs root to be a Value or a Tensor, got {describe(root)}")
     tensors = hasattr(root, 'shape')  # a Tensor graph: every node is a Tensor
-    _need_choice(rankdir, 'rankdir', _DIRECTIONS, "one of 'LR', 'RL', 'TB' and 'BT'")
-    _need_choice(format, 'format', graphviz.FORMATS, "a Graphviz output format such as 'svg', 'png' or 'pdf'")
+    need_choice(rankdir, 'rankdir', 'draw_dot', ('LR', 'RL', 'TB', 'BT'))
+    need_choice(format, 'format', 'draw_dot', graphviz.FORMATS, "a Graphviz output format such as 'svg', 'png' or 'pdf'")
     if color_grad not in (True, False):
         raise TypeError(f"draw_dot() needs color_grad to be True or False, got {describe(color_grad)}")
     if max_nodes is not None: max_nodes = need_int(max_nodes, 'max_nodes', 'draw_dot')

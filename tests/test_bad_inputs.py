@@ -115,6 +115,49 @@ def test_read_model_names_the_wrong_key(change, key, tmp_path):
     assert 'm.json' in str(e.value)
 
 
+# ---------------------------------------------------------------- the checks at the edge (micrograd.checks), one per argument
+
+CHECKED = [  # (call, error type, function, the ways to name the argument)
+    (lambda: cross_entropy_loss([[Value(1.0), Value(2.0)]], [2]), ValueError, 'cross_entropy_loss', 'class_indices[0]'),
+    (lambda: cross_entropy_loss([[Value(1.0), Value(2.0)]], [-1]), ValueError, 'cross_entropy_loss', 'class_indices[0]'),
+    (lambda: cross_entropy_loss([[Value(1.0), Value(2.0)]], [True]), TypeError, 'cross_entropy_loss', 'class_indices[0]'),
+    (lambda: mse_loss({0: 1.0}, [1.0]), TypeError, 'mse_loss', 'preds'),
+    (lambda: hinge_loss([Value(1.0)], {1}), TypeError, 'hinge_loss', 'labels'),
+    (lambda: bce_with_logits_loss('ab', [1, 0]), TypeError, 'bce_with_logits_loss', 'logits'),
+    (lambda: SGD({Value(1.0)}, lr=0.1), TypeError, 'SGD', 'params'),
+    (lambda: Adam({Value(1.0): 1}), TypeError, 'Adam', 'params'),
+    (lambda: Adam([Value(1.0)], betas={0.999, 0.9}), TypeError, 'Adam', 'betas'),
+    (lambda: Adam([Value(1.0)], betas={0.9: 0, 0.999: 1}), TypeError, 'Adam', 'betas'),
+    (lambda: Adam([Value(1.0)], betas=(0.9, 0.99, 0.999)), TypeError, 'Adam', 'betas'),
+    (lambda: Adam([Value(1.0)], betas=iter([0.9])), TypeError, 'Adam', 'betas'),
+    (lambda: make_moons(1), ValueError, 'make_moons', 'n_samples'),
+    (lambda: make_moons(10, seed=-1), ValueError, 'make_moons', 'seed'),
+    (lambda: draw_dot(Value(1.0), rankdir='up'), ValueError, 'draw_dot', 'rankdir'),
+    (lambda: draw_dot(Value(1.0), rankdir=None), TypeError, 'draw_dot', 'rankdir'),
+    (lambda: draw_dot(Value(1.0), format='gif2'), ValueError, 'draw_dot', 'format'),
+    (lambda: draw_dot(Value(1.0), format=['svg']), TypeError, 'draw_dot', 'format'),
+    (lambda: draw_dot(Value(1.0), max_nodes=0), ValueError, 'draw_dot', 'max_nodes'),
+    (lambda: draw_dot(Value(1.0), color_grad='yes'), TypeError, 'draw_dot', 'color_grad'),
+    (lambda: draw_dot([Value(1.0)]), TypeError, 'draw_dot', 'root'),
+]
+
+
+@pytest.mark.parametrize('i', range(len(CHECKED)))
+def test_each_checked_argument_names_the_function_and_the_argument(i):
+    call, error, function, argument = CHECKED[i]
+    with pytest.raises(error) as e: call()
+    assert_names(e.value, function, argument)
+    assert 'got ' in str(e.value), f"the message does not say what it got: {e.value}"
+
+
+@pytest.mark.parametrize('n_class, error', [(0, ValueError), (11, ValueError), (True, TypeError), (2.0, TypeError)])
+def test_load_digits_names_n_class(n_class, error):
+    from micrograd.data import load_digits
+    with pytest.raises(error) as e: load_digits(n_class)
+    assert_names(e.value, 'load_digits', 'n_class')
+    assert 'from 1 to 10' in str(e.value)
+
+
 # ---------------------------------------------------------------- item 9: Adam with eps = 0
 
 def test_adam_with_eps_zero_refuses_or_behaves_as_torch():

@@ -3,7 +3,9 @@
 Each graph starts from 1 to 4 leaves and applies 1 to 24 random ops: + - * / ** (Value ** Value, Value ** number
 and number ** Value), negation, exp, log, tanh, relu and sigmoid, in plain and reflected form (`2.0 - v`). Operands
 are drawn from every node built so far, so nodes are shared and reused. Then `backward()` runs, is repeated
-(leaves accumulate, as in PyTorch), and runs again from an inner node first.
+(leaves accumulate, as in PyTorch), and runs again from an inner node first. A second set of graphs is
+differentiated three times through `backpropagate(..., create_graph=True)` (a random mix of the first derivatives,
+then of the second), against `torch.autograd.grad(..., create_graph=True)`.
 
 "To 1e-9" means: within 1e-9 times the larger of 1 and the size of the terms that add up to the number. A value's
 terms are the value itself. A gradient is a sum over the node's uses of (the user's gradient) x (the local
@@ -13,7 +15,7 @@ derivative), and two orders of adding the same terms may differ by a few units i
 import math, random
 import pytest
 import torch
-from micrograd.engine import Value
+from micrograd.engine import Value, backpropagate
 
 GRAPHS_PER_CHUNK, CHUNKS = 100, 25  # 2,500 graphs
 TOL = 1e-9
@@ -140,16 +142,50 @@ def compare_graph(rng):
     return bad, compared
 
 
-@pytest.mark.parametrize('chunk', range(CHUNKS))
-def test_random_graphs_match_torch(chunk, fuzz_counts):
-    rng = random.Random(f"graphs-{chunk}")
+def run_chunk(compare, rng, counts, what):
+    "`compare(rng)` on GRAPHS_PER_CHUNK graphs: add to `counts` (the numbers compared as `what`), fail on any mismatch"
     failures, compared = [], 0
     for _ in range(GRAPHS_PER_CHUNK):
-        bad, n = compare_graph(rng)
+        bad, n = compare(rng)
         compared += n
         if bad: failures.append(bad)
-    counts = fuzz_counts['random graphs vs torch float64']
     counts['graphs'] += GRAPHS_PER_CHUNK
-    counts['values and grads compared'] += compared
+    counts[what] += compared
     counts['graphs with a silent wrong result'] += len(failures)
     assert not failures, f"{len(failures)} of {GRAPHS_PER_CHUNK} graphs disagree with torch; first:\n" + "\n".join(failures[0][:8])
+
+
+@pytest.mark.parametrize('chunk', range(CHUNKS))
+def test_random_graphs_match_torch(chunk, fuzz_counts):
+    run_chunk(compare_graph, random.Random(f"graphs-{chunk}"), fuzz_counts['random graphs vs torch float64'],
+              'values and grads compared')
+
+
+def derivatives_compared(rng):
+    """Derivatives 1, 2 and 3 of one random graph's root with respect to its leaves, ours (create_graph) and torch's:
+    (mismatches as text, how many numbers compared). Order n+1 differentiates a random mix of the order-n derivatives.
+    To 1e-9 means here: within 1e-9 times the larger of 1 and the largest derivative of that order."""
+    nodes, n_leaves, _, steps = random_graph(rng)
+    leaves, t_leaves = [v for v, _ in nodes[:n_leaves]], [t for _, t in nodes[:n_leaves]]
+    (out, t_out), bad, compared = nodes[-1], [], 0
+    for order in (1, 2, 3):
+        ours = backpropagate(out, Value(1.0), create_graph=True, inputs=leaves)
+        theirs = torch.autograd.grad(t_out, t_leaves, create_graph=True, allow_unused=True)
+        mine = [0.0 if g is None else g.data for g in ours]
+        torch_says = [0.0 if g is None else g.item() for g in theirs]
+        scale = max([1.0] + [abs(x) for x in torch_says if math.isfinite(x)])
+        for i, (x, y) in enumerate(zip(mine, torch_says)):
+            compared += 1
+            if not close(x, y, scale): bad.append(f"derivative {order} by leaf {i}: micrograd {x!r}, torch {y!r}")
+        mix = [(rng.uniform(-1, 1), g, tg) for g, tg in zip(ours, theirs) if g is not None and tg is not None]
+        if not mix or not any(tg.requires_grad for _, _, tg in mix): break  # the derivatives are constants from here on
+        out = sum((c * g for c, g, _ in mix), Value(0.0))
+        t_out = sum(c * tg for c, _, tg in mix)
+    if bad: bad = ["graph: " + "; ".join(steps)] + bad
+    return bad, compared
+
+
+@pytest.mark.parametrize('chunk', range(CHUNKS))
+def test_higher_derivatives_of_random_graphs_match_torch(chunk, fuzz_counts):
+    run_chunk(derivatives_compared, random.Random(f"higher-{chunk}"),
+              fuzz_counts['random graphs, derivatives 1 to 3 (create_graph) vs torch'], 'derivatives compared')
