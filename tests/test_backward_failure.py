@@ -33,7 +33,8 @@ MODES = {'backward()': lambda root, leaves: root.backward(),
 
 def every_node(root):
     "Every Value `root` depends on, itself included: the walk's two lists (it zeroes grads, so call it before setting them)"
-    order, _, leaves, _ = _backward_order(root, 0.0)
+    order, leaves = [], []
+    _backward_order(root, 0.0, order, [], leaves, [])
     return order + leaves
 
 
