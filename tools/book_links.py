@@ -9,8 +9,8 @@ The GitHub user and repository are set in one place, settings.ini (`user`, `repo
 `doc_host`, `doc_baseurl` built from them), read with nbdev's own `get_config`. A notebook running in Colab
 cannot read that file, so this tool writes what it derives from it into the notebooks:
 
-- after the title cell, a markdown cell with the Colab badge, linking to the notebook on GitHub as nbdev's
-  `colab_link` does (`colab.research.google.com/github/{user}/{repo}/blob/{branch}/{nbs}/{path}`), and a hidden
+- after the title cell of every notebook with code, a markdown cell with a link that opens the notebook in Colab, made as nbdev's
+  `colab_link` makes it (`colab.research.google.com/github/{user}/{repo}/blob/{branch}/{nbs}/{path}`), and a hidden
   code cell that, only when it runs in Colab, installs the package with `pip install git+{git_url}@{branch}`
   (and the dev requirements the notebook imports, such as nbdev, which Colab lacks);
 - where settings.ini has changed since, the project's URLs written from the old settings, everywhere in the
@@ -30,7 +30,7 @@ from fastcore.script import call_parse, Param, store_true
 
 ROOT = Path(__file__).resolve().parent.parent
 LINK_ID, INSTALL_ID = 'colab-link', 'colab-install'
-BADGE = 'https://colab.research.google.com/assets/colab-badge.svg'
+LINK_TEXT = 'Open this page in Colab'  # a text link: a badge image would be fetched from Google on every docs build
 COLAB = 'https://colab.research.google.com/github'
 GLOSSARY = 'glossary.ipynb'
 IMPORT_NAMES = {'scikit-learn': 'sklearn'}  # dev requirements whose module has another name
@@ -86,7 +86,7 @@ def code_cell(id, text):
 
 # ---- the Colab link and install cell ----
 
-def _is_link_cell(cell): return cell.get('id') == LINK_ID or (cell['cell_type'] == 'markdown' and BADGE in source(cell))
+def _is_link_cell(cell): return cell.get('id') == LINK_ID or (cell['cell_type'] == 'markdown' and source(cell).startswith(f'[{LINK_TEXT}]('))
 def _is_install_cell(cell): return cell.get('id') == INSTALL_ID or (cell['cell_type'] == 'code' and "'google.colab' in sys.modules" in source(cell))
 def _is_managed(cell): return _is_link_cell(cell) or _is_install_cell(cell)
 
@@ -109,7 +109,7 @@ def install_spec(nb, settings):
     return ' '.join([f"git+{settings.git_url}@{settings.branch}"] + [f"'{r}'" for r in extra])
 
 def link_text(notebook, settings):
-    return f"[![Open in Colab]({BADGE})]({settings.colab_url(notebook)})"
+    return f"[{LINK_TEXT}]({settings.colab_url(notebook)}) to run it yourself."
 
 def install_text(nb, settings):
     return ("#| hide\n"
@@ -143,7 +143,7 @@ def _replace_prefixes(text, moved):
     return text
 
 def sync_header(nb, notebook, settings):
-    "The notebook with its Colab link and install cell, right after the title cell, as settings.ini gives them"
+    "The notebook with its Colab link and install cell right after the title cell, as settings.ini gives them (if it has code)"
     moved = _moved_urls(nb, settings)
     cells = [c for c in nb['cells'] if not _is_managed(c)]
     if moved:
@@ -152,6 +152,7 @@ def sync_header(nb, notebook, settings):
             new = _replace_prefixes(text, moved)
             if new != text: set_source(cell, new)
     nb = {**nb, 'cells': cells}
+    if not any(c['cell_type'] == 'code' for c in cells): return nb  # nothing to run, nothing to open in Colab
     at = 1 if cells and cells[0]['cell_type'] == 'markdown' and source(cells[0]).startswith('# ') else 0
     header = [markdown_cell(LINK_ID, link_text(notebook, settings)), code_cell(INSTALL_ID, install_text(nb, settings))]
     nb['cells'] = cells[:at] + header + cells[at:]
@@ -160,9 +161,10 @@ def sync_header(nb, notebook, settings):
 
 # ---- the glossary ----
 
-def anchor(term):
-    "The id Quarto (pandoc) and Jupyter both give the heading `### term`, for a lowercase term"
-    return re.sub(r'\s+', '-', re.sub(r'[^\w\s-]', '', term.strip().lower()))
+def anchor(heading):
+    "The id pandoc (and so Quarto) gives a heading; Jupyter gives the same to a lowercase one, such as `### leaf`"
+    text = re.sub(r'[^\w\s.-]', '', heading.strip().lower())
+    return re.sub(r'\s+', '-', re.sub(r'^[^a-z]+', '', text))
 
 def plural(word):
     if word in IRREGULAR: return IRREGULAR[word]
