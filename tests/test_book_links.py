@@ -109,6 +109,13 @@ def test_glossary_links_not_twice_in_a_row_nor_on_the_readme_or_glossary():
     assert texts(bl.link_terms(top, NBS / '00_engine.ipynb', settings(NBS), {**TERMS, 'gradient': PAGE}))[1] == (
         'The chain rule gives the [loss](y.ipynb) and its [gradient](glossary.ipynb#gradient).')  # its own page: no chain rule
 
+def test_no_link_where_the_word_is_not_the_term():
+    nb = notebook('# A page', 'A failed save leaves the old file, in a child process with weight decay; then the leaves, '
+                  'a child and a weight.')
+    assert texts(bl.link_terms(nb, NBS / '00_engine.ipynb', settings(NBS), {'leaf': PAGE, 'child': PAGE, 'weight': PAGE}))[1] == (
+        'A failed save leaves the old file, in a child process with weight decay; then the [leaves](glossary.ipynb#leaf), '
+        'a [child](glossary.ipynb#child) and a [weight](glossary.ipynb#weight).')
+
 def test_forms_and_anchors():
     assert bl.forms('leaf') == ['leaf', 'leaves'] and bl.forms('loss') == ['loss', 'losses']
     assert bl.forms('learning rate') == ['learning rate', 'learning rates'] and bl.forms('child') == ['child', 'children']

@@ -36,6 +36,9 @@ GLOSSARY = 'glossary.ipynb'
 IMPORT_NAMES = {'scikit-learn': 'sklearn'}  # dev requirements whose module has another name
 NOT_IN_COLAB = {'torch'}  # Colab has its own build: never reinstall it
 IRREGULAR = {'leaf': 'leaves', 'child': 'children'}
+NOT_TERMS = ['child process', 'weight decay']  # a glossary word inside another phrase: not the term
+# a word right before one of these is a verb ('a failed save leaves the old file'), not the noun of the glossary
+_DETERMINERS = r'the|a|an|its|it|them|this|that|these|those|every|each|no|our|your|their'
 
 
 # ---- settings ----
@@ -204,9 +207,11 @@ def _after_link(before, linked_up_to):
     return bool(re.search(r'\]\([^)]*\)\s*$', before)) or (linked_up_to > 0 and not before[linked_up_to:].strip())
 
 def _idiom(text, m):
-    "True for a word in 'node by node', 'layer by layer': an idiom, not the term"
-    word = re.escape(m.group(1))
-    return bool(re.match(rf'\s+by\s+{word}\b', text[m.end():], re.I) or re.search(rf'\b{word}\s+by\s+$', text[:m.start()], re.I))
+    "True where the word is not the glossary's term: 'node by node', 'leaves the file', 'child process'"
+    word, after, before = re.escape(m.group(1)), text[m.end():], text[:m.start()]
+    if re.match(rf'\s+by\s+{word}\b', after, re.I) or re.search(rf'\b{word}\s+by\s+$', before, re.I): return True
+    if re.match(rf'\s+({_DETERMINERS})\b', after, re.I): return True
+    return any(re.match(r'\s+'.join(map(re.escape, phrase.split())), text[m.start():], re.I) for phrase in NOT_TERMS)
 
 def link_terms(nb, notebook, settings, terms):
     "The notebook with the first use of each glossary term linked to its entry (on pages that should have them)"
