@@ -116,7 +116,7 @@ def link_text(notebook, settings):
 
 def install_text(nb, settings):
     return ("#| hide\n"
-            "# In Colab, install micrograd first, so that this page runs; elsewhere this cell does nothing.\n"
+            f"# In Colab, install {settings.repo} first, so that this page runs; elsewhere this cell does nothing.\n"
             "# (tools/book_links.py writes this cell and the Colab link above from settings.ini)\n"
             "import sys\n"
             "if 'google.colab' in sys.modules:\n"
@@ -324,7 +324,8 @@ def main(notebooks:Param("notebooks to update (default: every notebook of the bo
             if check: wrong.append(f"{quarto.relative_to(ROOT)}: the navbar's GitHub link is not {settings.git_url}")
             else: quarto.write_text(sync_quarto(text, settings)); print(f"updated {quarto.relative_to(ROOT)}")
     if wrong:
-        print("out of sync with settings.ini and the glossary (run `python tools/book_links.py` to fix the first two kinds):")
+        print("out of sync with settings.ini and the glossary: `python tools/book_links.py` writes the Colab cells and the "
+              "glossary links; a URL it names must be fixed by hand")
         for w in wrong: print(f"  {w}")
         sys.exit(1)
     if check: print(f"ok      {len(paths)} notebooks in sync with settings.ini and the glossary")
