@@ -12,7 +12,7 @@ import numpy as np
 from .engine import Value, backpropagate, set_grad_enabled, _node_kinds
 from .checks import describe
 
-# %% ../nbs/09_gradients.ipynb #f86a26d3
+# %% ../nbs/09_gradients.ipynb #0ecbf0b8
 def grad(output, # a Value, or a Tensor of one number, to differentiate
          inputs, # a Value or a Tensor, or a sequence of them, that output may depend on
          create_graph:bool=False, # give gradients that are nodes, which can be differentiated again
@@ -35,25 +35,27 @@ def _gradient(g, kind, as_node):
     return g if kind is Value else np.array(g, dtype=np.float64)
 
 def _check_grad_args(output, inputs):
-    "The kind of `output` (Value or Tensor) and `inputs` as a tuple of that kind, or an error saying what `grad` got"
+    "The kind of `output` (Value or Tensor) and `inputs` as a tuple of that kind, or an error saying what grad got"
     kind = next((k for k in _node_kinds if isinstance(output, k)), None)
     if kind is None: raise TypeError(f"grad() takes a Value or a Tensor as output, got {describe(output)}")
     if kind is not Value and output.data.size != 1:
-        raise ValueError(f"grad() needs an output of one number, got a Tensor of shape {output.shape}: reduce it first (e.g. .sum())")
+        raise ValueError(f"grad() needs an output of one number, got a Tensor of shape {output.shape}: "
+                         f"reduce it first (e.g. .sum())")
     given = inputs
     if isinstance(inputs, kind): inputs = (inputs,)
     try: inputs = tuple(inputs)
     except TypeError: inputs = ()
     name = kind.__name__
     if not inputs or not all(isinstance(x, kind) for x in inputs):
-        raise TypeError(f"grad() takes a {name} or a non-empty sequence of {name}s as inputs (the kind of its output), got {describe(given)}")
+        raise TypeError(f"grad() takes a {name} or a non-empty sequence of {name}s as inputs (the kind of its output), "
+                        f"got {describe(given)}")
     for i, x in enumerate(inputs):
         if not getattr(x, 'requires_grad', True):
-            raise ValueError(f"grad() needs inputs that require a gradient, but inputs[{i}] has requires_grad=False: "
-                             f"make it with Tensor(data, requires_grad=True)")
+            raise ValueError(f"grad() needs inputs that require a gradient, but inputs[{i}] has "
+                             f"requires_grad=False: make it with Tensor(data, requires_grad=True)")
     return kind, inputs
 
-# %% ../nbs/09_gradients.ipynb #53d36b36
+# %% ../nbs/09_gradients.ipynb #948dc1f4
 class GradcheckError(AssertionError):
     "A gradient from autograd differs from its finite-difference estimate"
 
@@ -62,7 +64,8 @@ def _point(xs, fn):
     if not xs: raise TypeError(f"{fn}(f, *xs) needs the point xs: one number or array per argument of f")
     point = []
     for i, x in enumerate(xs):
-        if isinstance(x, (list, tuple, np.ndarray)) and np.asarray(x).dtype.kind in 'iuf': point.append(np.array(x, dtype=np.float64))
+        if isinstance(x, (list, tuple, np.ndarray)) and np.asarray(x).dtype.kind in 'iuf':
+            point.append(np.array(x, dtype=np.float64))
         elif isinstance(x, numbers.Real) and not isinstance(x, bool): point.append(float(x))
         else: raise TypeError(f"{fn}() takes the point as numbers or arrays of numbers, got {describe(x)} as argument {i}")
     if any(isinstance(x, np.ndarray) for x in point): point = [np.array(x) for x in point]
@@ -89,19 +92,19 @@ def _finite_differences(f, point, eps, fn):
         else: nudged[i] += delta
         nodes = _nodes(nudged)
         return float(_one_number(f(*nodes), nodes[0], fn).data)
-    estimates = []
-    for i, x in enumerate(point):
-        if not isinstance(x, np.ndarray): estimates.append((at(i, (), eps) - at(i, (), -eps)) / (2 * eps)); continue
-        estimates.append(np.array([(at(i, k, eps) - at(i, k, -eps)) / (2 * eps) for k in np.ndindex(x.shape)]).reshape(x.shape))
-    return estimates
+    def slope(i, where): return (at(i, where, eps) - at(i, where, -eps)) / (2 * eps)
+    return [np.array([slope(i, k) for k in np.ndindex(x.shape)]).reshape(x.shape) if isinstance(x, np.ndarray)
+            else slope(i, ()) for i, x in enumerate(point)]
 
 def _compare(names, point, analytic, numerical, what, atol, rtol):
-    "An error naming the first argument (and number) where `analytic` and `numerical` differ by more than the tolerance"
+    "An error naming the first argument (and number) where `analytic` and `numerical` differ by more than allowed"
     for i, (a, n) in enumerate(zip(analytic, numerical)):
         bad = ~(np.abs(np.asarray(a) - n) <= atol + rtol * np.abs(n))  # nan is bad too
         if not bad.any(): continue
-        where = f"at {tuple(point)}" if np.ndim(n) == 0 and not isinstance(point[i], np.ndarray) else f"at its number {tuple(int(k) for k in np.argwhere(bad)[0])}"
-        a, n = (float(np.asarray(a)[bad].flat[0]), float(np.asarray(n)[bad].flat[0])) if np.ndim(n) else (float(a), float(n))
+        if isinstance(point[i], np.ndarray):
+            where = f"at its number {tuple(int(k) for k in np.argwhere(bad)[0])}"
+            a, n = float(np.asarray(a)[bad].flat[0]), float(np.asarray(n)[bad].flat[0])
+        else: where, a, n = f"at {tuple(point)}", float(a), float(n)
         raise GradcheckError(f"{what} with respect to argument {i} ({names[i]}) {where}: autograd gives {a!r}, "
                              f"finite differences {n!r} (difference {abs(a - n):.3g} > atol + rtol * |numerical| "
                              f"= {atol + rtol * abs(n):.3g})")
@@ -125,14 +128,15 @@ def gradcheck(f, *xs, # a function returning one number, and the point: a number
     numerical = _finite_differences(f, point, eps, 'gradcheck')
     return _compare(_argument_names(f, len(point)), point, analytic, numerical, 'the derivative', atol, rtol)
 
-# %% ../nbs/09_gradients.ipynb #13061db4
+# %% ../nbs/09_gradients.ipynb #a4f38836
 def gradgradcheck(f, *xs, # a function returning one number, and the point: a number or an array per argument of f
                   eps=1e-6, atol=1e-5, rtol=1e-3): # as in gradcheck
-    "True if autograd's first and second derivatives of `f` at `xs` match finite differences, else a `GradcheckError`"
+    "True if autograd's first and second derivatives of `f` at `xs` match finite differences, else a GradcheckError"
     point = _point(xs, 'gradgradcheck')
     names, nodes = _argument_names(f, len(point)), _nodes(point)
     analytic = [d.data for d in grad(_one_number(f(*nodes), nodes[0], 'gradgradcheck'), nodes, create_graph=True)]
-    _compare(names, point, analytic, _finite_differences(f, point, eps, 'gradgradcheck'), 'the derivative', atol, rtol)
+    numerical = _finite_differences(f, point, eps, 'gradgradcheck')
+    _compare(names, point, analytic, numerical, 'the derivative', atol, rtol)
     rng = np.random.default_rng(0)
     for i, x in enumerate(point):
         weights = rng.normal(size=x.shape) if isinstance(x, np.ndarray) else None
@@ -141,13 +145,14 @@ def gradgradcheck(f, *xs, # a function returning one number, and the point: a nu
             return d if weights is None else (d * weights).sum()
         nodes = _nodes(point)
         second = grad(_one_number(first(*nodes), nodes[0], 'gradgradcheck'), nodes)
-        _compare(names, point, second, _finite_differences(first, point, eps, 'gradgradcheck'), f'the derivative of df/d{names[i]}', atol, rtol)
+        numerical = _finite_differences(first, point, eps, 'gradgradcheck')
+        _compare(names, point, second, numerical, f'the derivative of df/d{names[i]}', atol, rtol)
     return True
 
-# %% ../nbs/09_gradients.ipynb #b750d0e6
+# %% ../nbs/09_gradients.ipynb #98fec4b6
 @contextmanager
 def no_grad():
-    "Within `with no_grad():` ops build no graph, in this thread: every result is a leaf. Restores the previous mode on exit"
+    "Within `with no_grad():` ops build no graph in this thread: every result is a leaf. Restores the mode on exit"
     previous = set_grad_enabled(False)
     try: yield
     finally: set_grad_enabled(previous)

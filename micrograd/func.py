@@ -58,9 +58,9 @@ def _fresh(x, i, fname, arrays):
     raise TypeError(f"{fname}(f) differentiates with respect to numbers or Values, arrays or Tensors, "
                     f"got {describe(x)} as argument {i}")
 
-# %% ../nbs/10_func.ipynb #34090e3e
+# %% ../nbs/10_func.ipynb #a6fa2437
 def _value_and_grad(f, args, argnums, fname):
-    "`f(*args)` and its derivatives with respect to `args[i]` for `i` in `argnums`: nodes when nested, else numbers or arrays"
+    "`f(*args)` and its derivatives with respect to `args[i]`, `i` in `argnums`: nodes when nested, else numbers or arrays"
     positions = _positions(argnums, args, fname)
     nested = _running() > 0 or any(type(a) in _node_kinds for a in args)
     arrays = any(not isinstance(args[i], Value) and not _is_number(args[i]) for i in positions)
@@ -79,7 +79,8 @@ def _output(out, like, fname):
     if _is_number(out): return type(like)(out)
     if isinstance(out, type(like)) and np.size(out.data) == 1: return out
     got = f"a Tensor of shape {out.shape}" if type(out) in _node_kinds and type(out) is not Value else describe(out)
-    raise TypeError(f"{fname}(f) needs f to return one number (a Value, a Tensor of one number, or a number), got {got}")
+    raise TypeError(f"{fname}(f) needs f to return one number (a Value, a Tensor of one number, or a number), "
+                    f"got {got}")
 
 # %% ../nbs/10_func.ipynb #aad5ebb5
 def grad(f, # a function of numbers (or arrays, Values, Tensors) that returns one number
@@ -99,9 +100,9 @@ def value_and_grad(f, # a function of numbers (or arrays, Values, Tensors) that 
     value_and_grad_f.__name__ = value_and_grad_f.__qualname__ = f"value_and_grad({getattr(f, '__name__', 'f')})"
     return value_and_grad_f
 
-# %% ../nbs/10_func.ipynb #c72254b1
+# %% ../nbs/10_func.ipynb #289dc656
 def hessian(f):
-    "The function that gives the second derivatives d2f/dxi dxj of `f`: an n x n tuple of tuples for n numbers, an array for one array"
+    "The function that gives the second derivatives d2f/dxi dxj of `f`: n x n tuples for n numbers, an array for an array"
     def hessian_f(*args):
         every = tuple(range(len(args)))
         if not every: raise TypeError("hessian(f) needs f to take at least one number or array")
@@ -109,11 +110,12 @@ def hessian(f):
         if all(isinstance(a, Value) or _is_number(a) for a in args):
             return tuple(grad(lambda *xs, i=i: gradient(*xs)[i], every)(*args) for i in every)
         if _running() > 0 or any(type(a) in _node_kinds for a in args):
-            raise TypeError("hessian(f) of arrays takes arrays (not Tensors) and cannot run inside another transform")
+            raise TypeError("hessian(f) of arrays takes arrays (not Tensors), and not inside another transform")
         shapes = [np.shape(a) for a in args]
         def row(i, k): return grad(lambda *xs: gradient(*xs)[i].reshape(-1)[k], every)(*args)
         rows = [[row(i, k) for k in range(int(np.prod(shapes[i])))] for i in every]
-        H = tuple(tuple(np.stack([r[j] for r in rows[i]]).reshape(shapes[i] + shapes[j]) for j in every) for i in every)
+        def block(i, j): return np.stack([r[j] for r in rows[i]]).reshape(shapes[i] + shapes[j])
+        H = tuple(tuple(block(i, j) for j in every) for i in every)
         return H[0][0] if len(args) == 1 else H
     hessian_f.__name__ = hessian_f.__qualname__ = f"hessian({getattr(f, '__name__', 'f')})"
     return hessian_f

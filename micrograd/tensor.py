@@ -14,7 +14,7 @@ from .engine import (Value, op, data, is_grad_enabled, backpropagate, _node_kind
                               add, sub, mul, div, power, power_both, exp, log, tanh, relu, sigmoid)
 from .nn import Module
 
-# %% ../nbs/11_tensor.ipynb #019ca791
+# %% ../nbs/11_tensor.ipynb #f98de9c7
 class Tensor:
     "An array of float64 numbers that remembers the op and inputs that made it, so gradients can flow back"
     __slots__ = ('data', 'grad', 'requires_grad', 'label', '_op', '_left', '_right', '_ctx', '__weakref__')
@@ -51,7 +51,8 @@ class Tensor:
 
 def _as_array(data):
     "`data` as a new float64 ndarray, or a TypeError that says what it was"
-    if isinstance(data, Tensor): raise TypeError("Tensor() takes numbers or arrays, got a Tensor: use t.data or t.detach()")
+    if isinstance(data, Tensor):
+        raise TypeError("Tensor() takes numbers or arrays, got a Tensor: use t.data or t.detach()")
     try: array = np.array(data)
     except ValueError: array = None  # ragged nested lists
     if array is not None and array.dtype == object and all(isinstance(x, numbers.Real) for x in array.flat):
@@ -60,7 +61,7 @@ def _as_array(data):
         raise TypeError(f"Tensor() takes real numbers (a number, nested lists, an ndarray), got {describe(data)}")
     return array.astype(np.float64, copy=False)
 
-# %% ../nbs/11_tensor.ipynb #69f02217
+# %% ../nbs/11_tensor.ipynb #7cccd829
 @patch
 def item(self:Tensor):
     "The number in a one-element tensor, as a float"
@@ -71,10 +72,11 @@ def item(self:Tensor):
 def __bool__(self:Tensor):
     "The truth of the one number in a one-element tensor, as for a number"
     if self.data.size != 1:
-        raise ValueError(f"the truth value of a Tensor of shape {self.shape} is ambiguous: use t.data.any() or t.data.all()")
+        raise ValueError(f"the truth value of a Tensor of shape {self.shape} is ambiguous: "
+                         f"use t.data.any() or t.data.all()")
     return bool(self.data)
 
-# %% ../nbs/11_tensor.ipynb #e2a8848c
+# %% ../nbs/11_tensor.ipynb #b8d84b3f
 @patch(cls_method=True)
 def _lift(cls:Tensor, x, op, reflected=False):
     "`x` as a Tensor: a number or an array becomes a constant, anything else is a TypeError naming `op`"
@@ -90,30 +92,32 @@ _new = object.__new__  # `_new(Tensor)` is a Tensor whose slots are still empty
 def _constant(array):
     "A Tensor of the float64 `array`, which requires no gradient, made without Tensor()'s checks"
     out = _new(Tensor)
-    out.data, out.grad, out.requires_grad, out.label, out._op, out._left, out._right, out._ctx = array, None, False, '', '', None, None, {}
+    out.data, out.grad, out.requires_grad, out.label = array, None, False, ''
+    out._op, out._left, out._right, out._ctx = '', None, None, {}
     return out
 
-def _build(cls, data, op, left, right, settings):
-    "The Tensor an op returns: a node of the graph if an input requires a gradient and grad mode is on, else a constant"
+def _build_tensor(cls, data, op, left, right, settings):
+    "The Tensor an op returns: a node if an input requires a gradient and grad mode is on, else a constant"
     out = _new(Tensor)
-    out.data = data if type(data) is np.ndarray else np.asarray(data, dtype=np.float64)  # numpy gives 0-d results as scalars
+    out.data = data if type(data) is np.ndarray else np.asarray(data, dtype=np.float64)  # numpy's 0-d results
     out.grad, out.label = None, ''
     if (left.requires_grad or (right is not None and right.requires_grad)) and is_grad_enabled():
         out.requires_grad, out._op, out._left, out._right, out._ctx = True, op, left, right, settings
     else: out.requires_grad, out._op, out._left, out._right, out._ctx = False, '', None, None, {}
     return out
 
-Tensor._build = classmethod(_build)  # Python's own classmethod: the fastest to call, once per op
+Tensor._build = classmethod(_build_tensor)  # Python's own classmethod: the fastest to call, once per op
 Tensor._zero, Tensor._arrays, Tensor._fast = None, True, {}
 Tensor._backward = Value._backward  # one node's rule, run by hand: the same for every kind of node
 _node_kinds.add(Tensor)
 
-# %% ../nbs/11_tensor.ipynb #618664f2
+# %% ../nbs/11_tensor.ipynb #ac8ed9dd
 def _broadcasting(ufunc, tag):
     "`ufunc` of two arrays, with an error naming the op `tag` and both shapes when they do not broadcast"
     def array_op(a, b):
         try: return ufunc(a, b)
-        except ValueError: raise ValueError(f"{tag} needs shapes that broadcast, got {np.shape(a)} and {np.shape(b)}") from None
+        except ValueError:
+            raise ValueError(f"{tag} needs shapes that broadcast, got {np.shape(a)} and {np.shape(b)}") from None
     array_op.__name__ = array_op.__qualname__ = ufunc.__name__
     return array_op
 
@@ -132,12 +136,13 @@ def _pow_array(base, k):
 def _relu_array(x): return np.maximum(x, 0.0)  # nan stays nan, as in Value.relu
 def _sigmoid_array(x): return np.exp(-np.logaddexp(0.0, -x))  # 1 / (1 + e**-x), no overflow either way
 
-add.array, sub.array, mul.array = _broadcasting(np.add, '+'), _broadcasting(np.subtract, '-'), _broadcasting(np.multiply, '*')
-div.array = _quiet(_broadcasting(np.true_divide, '/'))
+add.array, sub.array = _broadcasting(np.add, '+'), _broadcasting(np.subtract, '-')
+mul.array, div.array = _broadcasting(np.multiply, '*'), _quiet(_broadcasting(np.true_divide, '/'))
 power.array = power_both.array = _quiet(_broadcasting(_pow_array, '**'))
-exp.array, log.array, tanh.array, relu.array, sigmoid.array = _quiet(np.exp), _quiet(np.log), np.tanh, _relu_array, _sigmoid_array
+exp.array, log.array, tanh.array = _quiet(np.exp), _quiet(np.log), np.tanh
+relu.array, sigmoid.array = _relu_array, _sigmoid_array
 
-# %% ../nbs/11_tensor.ipynb #6c939ae8
+# %% ../nbs/11_tensor.ipynb #365d79f5
 Tensor.__add__, Tensor.__radd__ = add, _reflected(add)
 Tensor.__sub__, Tensor.__rsub__ = sub, _reflected(sub)
 Tensor.__mul__, Tensor.__rmul__ = mul, _reflected(mul)
@@ -151,7 +156,7 @@ def __neg__(self:Tensor):
 
 @patch
 def __pow__(self:Tensor, k):
-    "`self ** k`: the engine's `**` for a number `k` (a constant), `pow` for a Tensor or an array `k`, which gets a gradient too"
+    "`self ** k`: the engine's `**` for a number `k` (a constant); `pow` for a Tensor or array `k`, which gets a gradient"
     return power(self, k) if isinstance(k, numbers.Real) else power_both(self, k)
 
 @patch
@@ -159,7 +164,7 @@ def __rpow__(self:Tensor, base):
     "`base ** self`, for a number or an array `base`"
     return power_both(base, self)
 
-# %% ../nbs/11_tensor.ipynb #8fd35dfd
+# %% ../nbs/11_tensor.ipynb #bfce0886
 def _summed_to(x, shape):
     "`x` summed over the axes that broadcasting added on the left or stretched from 1, so that it has `shape`"
     added = x.ndim - len(shape)
@@ -189,10 +194,11 @@ def _accumulate(self:Tensor, share):
     "Add `share`, summed back over the axes broadcasting stretched, to `.grad`: `+=`, never `=`"
     if not self.requires_grad: return
     if share.shape != self.data.shape: share = _sum_to(share, shape=self.data.shape)
-    if self.grad is None: self.grad = share if self._left is not None or type(share) is Tensor else np.array(share, dtype=np.float64)
-    else: self.grad = self.grad + share
+    if self.grad is not None: self.grad = self.grad + share
+    elif self._left is not None or type(share) is Tensor: self.grad = share
+    else: self.grad = np.array(share, dtype=np.float64)  # a leaf's first share: an array of its own
 
-# %% ../nbs/11_tensor.ipynb #d638cbec
+# %% ../nbs/11_tensor.ipynb #d269eaa6
 @patch
 def backward(self:Tensor,
              gradient=None):  # d(final number)/d(self), of self's shape; None for a one-element tensor: 1
@@ -208,12 +214,13 @@ def backward(self:Tensor,
     else:
         gradient = _as_array(gradient.data if isinstance(gradient, Tensor) else gradient)
         if gradient.shape != self.shape:
-            raise ValueError(f"backward() got a gradient of shape {gradient.shape} for a tensor of shape {self.shape}")
+            raise ValueError(f"backward() got a gradient of shape {gradient.shape} "
+                             f"for a tensor of shape {self.shape}")
     with np.errstate(all='ignore'): backpropagate(self, gradient)
 
-# %% ../nbs/11_tensor.ipynb #1e0e4342
+# %% ../nbs/11_tensor.ipynb #22f9b51c
 def _axes(axis, ndim, fn):
-    "`axis` (None for all, an int, or a list or tuple of ints) as a tuple of distinct axes from 0, else an error naming `fn`"
+    "`axis` (None for all, an int, a list or tuple of ints) as a tuple of distinct axes from 0, else an error naming `fn`"
     if axis is None: return tuple(range(ndim))
     axes = (axis,) if isinstance(axis, numbers.Integral) else axis
     if isinstance(axis, bool) or not isinstance(axes, (tuple, list)) or not all(
@@ -266,7 +273,7 @@ def mean(self:Tensor,
     "The mean over `axis`"
     return _mean(self, axis=_axes(axis, self.ndim, 'mean'), keepdims=bool(keepdims))
 
-# %% ../nbs/11_tensor.ipynb #c3038d9f
+# %% ../nbs/11_tensor.ipynb #32b1fdd0
 def _maximum(x, axis, keepdims): return np.max(x, axis=axis, keepdims=keepdims)
 
 def _max_rule(g, out, x, axis, keepdims):
@@ -285,10 +292,11 @@ def max(self:Tensor,
         keepdims=False):   # keep the reduced axes, with size 1
     "The largest number over `axis`"
     axes = _axes(axis, self.ndim, 'max')
-    if _count(self.shape, axes) == 0: raise ValueError(f"max() of no numbers: shape {self.shape} reduced over axes {axes}")
+    if _count(self.shape, axes) == 0:
+        raise ValueError(f"max() of no numbers: shape {self.shape} reduced over axes {axes}")
     return _max(self, axis=axes, keepdims=bool(keepdims))
 
-# %% ../nbs/11_tensor.ipynb #e3e89e50
+# %% ../nbs/11_tensor.ipynb #52f5f76c
 def _reshaped(x, shape): return np.reshape(x, shape)
 def _reshape_rule(g, out, x, shape): return (g.reshape(x.shape),)
 _reshape = op('reshape', _reshaped, _reshape_rule, array=_reshaped)
@@ -298,10 +306,11 @@ def reshape(self:Tensor, *shape):
     "The same numbers in a new `shape` (a tuple, or several ints; -1 means 'the rest')"
     if len(shape) == 1 and isinstance(shape[0], (tuple, list)): shape = tuple(shape[0])
     try: np.empty(self.shape, dtype=np.bool_).reshape(shape)  # a check: a bool per number is cheap
-    except (ValueError, TypeError): raise ValueError(f"reshape() cannot make shape {self.shape} into {shape}") from None
+    except (ValueError, TypeError):
+        raise ValueError(f"reshape() cannot make shape {self.shape} into {shape}") from None
     return _reshape(self, shape=shape)
 
-# %% ../nbs/11_tensor.ipynb #c1cb3232
+# %% ../nbs/11_tensor.ipynb #6ac3e0ab
 def _transposed(x, axes): return np.transpose(x, axes)
 def _transpose_rule(g, out, x, axes): return (g.transpose(tuple(int(i) for i in np.argsort(axes))),)
 _transpose = op('transpose', _transposed, _transpose_rule, array=_transposed)
@@ -314,7 +323,8 @@ def transpose(self:Tensor, *axes):
     if not axes: axes = tuple(reversed(range(n)))
     if not (all(isinstance(a, numbers.Integral) and not isinstance(a, bool) and -n <= a < n for a in axes)
             and sorted(int(a) % n for a in axes) == list(range(n))):
-        raise ValueError(f"transpose() needs a permutation of all {n} axes, got {axes}: to swap two axes, use swapaxes(i, j)")
+        raise ValueError(f"transpose() needs a permutation of all {n} axes, got {axes}: "
+                         f"to swap two axes, use swapaxes(i, j)")
     return _transpose(self, axes=tuple(int(a) % n for a in axes))
 
 @patch
@@ -322,7 +332,8 @@ def swapaxes(self:Tensor, i, j):
     "Axes `i` and `j` swapped (PyTorch's `transpose(i, j)`)"
     axes = list(range(self.ndim))
     i, j = (need_int(n, name, 'swapaxes', low=-self.ndim) for n, name in ((i, 'i'), (j, 'j')))
-    if i >= self.ndim or j >= self.ndim: raise ValueError(f"swapaxes() got axes {i} and {j} for a tensor with {self.ndim} axes")
+    if i >= self.ndim or j >= self.ndim:
+        raise ValueError(f"swapaxes() got axes {i} and {j} for a tensor with {self.ndim} axes")
     axes[i], axes[j] = axes[j], axes[i]
     return self.transpose(axes)
 
@@ -337,14 +348,15 @@ def mT(self:Tensor):
     if self.ndim < 2: raise ValueError(f"mT needs a tensor with at least 2 axes, got shape {self.shape}")
     return self.swapaxes(-1, -2)
 
-# %% ../nbs/11_tensor.ipynb #585f0920
+# %% ../nbs/11_tensor.ipynb #34294f43
 def _matmul(a, b):
     "The matrix product of two (stacks of) matrices, as numpy's matmul"
     if np.ndim(a) < 2 or np.ndim(b) < 2 or a.shape[-1] != b.shape[-2]:
         raise ValueError(f"@ needs shapes (..., n, k) and (..., k, m), got {np.shape(a)} and {np.shape(b)}"
                          f"{' (reshape a vector to (1, k) or (k, 1))' if min(np.ndim(a), np.ndim(b)) < 2 else ''}")
     try: return np.matmul(a, b)
-    except ValueError: raise ValueError(f"@ needs stacks of matrices that broadcast, got {a.shape} and {b.shape}") from None
+    except ValueError:
+        raise ValueError(f"@ needs stacks of matrices that broadcast, got {a.shape} and {b.shape}") from None
 
 def _matmul_rule(g, out, a, b):
     "d(a@b)/da = g @ b^T and d(a@b)/db = a^T @ g, on the last two axes"
@@ -353,7 +365,7 @@ def _matmul_rule(g, out, a, b):
 matmul = op('@', _matmul, _matmul_rule, array=_matmul)
 Tensor.__matmul__, Tensor.__rmatmul__ = matmul, _reflected(matmul)
 
-# %% ../nbs/11_tensor.ipynb #b7444992
+# %% ../nbs/11_tensor.ipynb #f44ff9fc
 def _picked(x, index): return x[index]
 
 def _scattered(g, index, shape):
@@ -368,17 +380,20 @@ def _scatter_rule(g, out, x, index, shape): return (_index(g, index=index),)
 _index = op('index', _picked, _index_rule, array=_picked)
 _scatter = op('scatter', _scattered, _scatter_rule, array=_scattered)
 
+# %% ../nbs/11_tensor.ipynb #a62b8ef9
 def _own_index(index):
     "`index` with a copy of every array or list in it, or a TypeError for what cannot index"
     parts, own = (index if isinstance(index, tuple) else (index,)), []
     for part in parts:
         if isinstance(part, Tensor):
-            raise TypeError("index a Tensor with ints, slices or integer arrays, not a Tensor (use its .data, as integers)")
+            raise TypeError("index a Tensor with ints, slices or integer arrays, "
+                            "not a Tensor (use its .data, as integers)")
         if isinstance(part, (list, np.ndarray)):
             part = np.array(part)
             if part.size == 0: part = part.astype(np.intp)
             if part.dtype.kind not in 'biu':
-                raise TypeError(f"index arrays must hold integers or bools, got {part.dtype} {describe(part.tolist())}")
+                raise TypeError(f"index arrays must hold integers or bools, "
+                                f"got {part.dtype} {describe(part.tolist())}")
         own.append(part)
     return tuple(own) if isinstance(index, tuple) else own[0]
 
@@ -387,6 +402,7 @@ def __getitem__(self:Tensor, index):
     "`self[index]`: ints, slices, None, ..., or integer (or bool) arrays such as `t[rows, cols]`"
     return _index(self, index=_own_index(index))
 
+# %% ../nbs/11_tensor.ipynb #8c52b5b7
 @patch
 def __len__(self:Tensor):
     "The length of the first axis"
@@ -399,7 +415,7 @@ def __iter__(self:Tensor):
     if self.data.ndim == 0: raise TypeError("iteration over a 0-d Tensor: it has no axes (use item())")
     return (self[i] for i in range(len(self)))
 
-# %% ../nbs/11_tensor.ipynb #47e9b80b
+# %% ../nbs/11_tensor.ipynb #caad40ed
 def _softmax_of(x, axis):
     "exp(x) / sum(exp(x)) along `axis`, the largest number subtracted first so that nothing overflows"
     with np.errstate(all='ignore'):
@@ -423,6 +439,7 @@ def _log_softmax_rule(g, out, x, axis):
 _softmax = op('softmax', _softmax_of, _softmax_rule, array=_softmax_of)
 _log_softmax = op('log_softmax', _log_softmax_of, _log_softmax_rule, array=_log_softmax_of)
 
+# %% ../nbs/11_tensor.ipynb #e7482c27
 def _one_axis(axis, ndim, fn):
     "`axis` as one axis from 0, else an error naming `fn`"
     if isinstance(axis, bool) or not isinstance(axis, numbers.Integral):
@@ -439,7 +456,7 @@ def log_softmax(self:Tensor, axis=-1):
     "log(softmax(self)) along `axis`, computed without rounding the probabilities first"
     return _log_softmax(self, axis=_one_axis(axis, self.ndim, 'log_softmax'))
 
-# %% ../nbs/11_tensor.ipynb #b4a99f22
+# %% ../nbs/11_tensor.ipynb #c3bdf86b
 def _masked(x, mask, value): return np.where(mask, value, x)
 def _masked_fill_rule(g, out, x, mask, value): return (_masked_fill(g, mask=mask, value=0.0),)
 _masked_fill = op('masked_fill', _masked, _masked_fill_rule, array=_masked)
@@ -450,10 +467,13 @@ def masked_fill(self:Tensor,
                 value):  # a real number; -inf hides a score from a softmax
     "`self` with `value` wherever `mask` is True: no gradient flows back from there"
     mask = np.array(mask.data if isinstance(mask, Tensor) else mask)
-    if mask.dtype != np.bool_: raise TypeError(f"masked_fill() needs mask to be an array of bools, got {mask.dtype} {describe(mask.tolist())}")
+    if mask.dtype != np.bool_:
+        raise TypeError(f"masked_fill() needs mask to be an array of bools, got {mask.dtype} {describe(mask.tolist())}")
     try: fits = np.broadcast_shapes(mask.shape, self.shape) == self.shape
     except ValueError: fits = False
-    if not fits: raise ValueError(f"masked_fill() needs a mask that broadcasts to the tensor's shape {self.shape}, got shape {mask.shape}")
+    if not fits:
+        raise ValueError(f"masked_fill() needs a mask that broadcasts to the tensor's shape {self.shape}, "
+                         f"got shape {mask.shape}")
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"masked_fill() needs value to be a real number, got {describe(value)}")
     return _masked_fill(self, mask=mask, value=float(value))
@@ -471,17 +491,19 @@ def rms_norm(x:Tensor, weight=None, eps=1e-5):
     out = x * ((x * x).mean(axis=-1, keepdims=True) + eps) ** -0.5
     return out if weight is None else out * weight
 
-# %% ../nbs/11_tensor.ipynb #c3b54a52
+# %% ../nbs/11_tensor.ipynb #b8355822
 def _need_tensor(x, name, fn):
     "`x` if it is a Tensor, else a TypeError naming `fn` and the argument `name`"
     if isinstance(x, Tensor): return x
     raise TypeError(f"{fn}() needs {name} to be a Tensor, got {describe(x)}: wrap it with Tensor(...)")
 
 def _targets_like(targets, preds, fn, name):
-    "`targets` as a Tensor of the shape of `preds` (still in the graph if it requires a gradient), else an error naming both shapes"
+    "`targets` as a Tensor of the shape of `preds` (in the graph if it requires a gradient), else an error naming both shapes"
     if not isinstance(targets, Tensor):
         try: targets = Tensor(targets)
-        except TypeError: raise TypeError(f"{fn}() needs {name} to be a Tensor, an array or a list of numbers, got {describe(targets)}") from None
+        except TypeError:
+            raise TypeError(f"{fn}() needs {name} to be a Tensor, an array or a list of numbers, "
+                            f"got {describe(targets)}") from None
     if targets.shape == preds.shape: return targets
     if [n for n in targets.shape if n != 1] != [n for n in preds.shape if n != 1]:
         raise ValueError(f"{fn}() needs {name} of the predictions' shape {preds.shape}, got shape {targets.shape}")
@@ -499,18 +521,20 @@ def hinge_loss(scores:Tensor, labels):
     if not (np.abs(y) == 1).all(): raise ValueError(f"hinge_loss() needs labels -1 or +1, got {np.unique(y)}")
     return (1.0 - scores * y).relu().mean()
 
-# %% ../nbs/11_tensor.ipynb #41bf714a
+# %% ../nbs/11_tensor.ipynb #dc25bc20
 def _class_indices(targets, n, classes, fn):
-    "`targets` as an int array of n class indices from 0 to classes - 1, else an error naming `fn` and the first bad target"
+    "`targets` as an int array of n class indices from 0 to classes - 1, else an error naming `fn` and the first bad one"
     t = np.array(targets.data if isinstance(targets, Tensor) else targets)
     if t.shape != (n,):
-        raise ValueError(f"{fn}() needs targets of shape ({n},), one class index per row of logits, got shape {t.shape}")
+        raise ValueError(f"{fn}() needs targets of shape ({n},), one class index per row of logits, "
+                         f"got shape {t.shape}")
     if t.dtype.kind not in 'iufO' or t.dtype.kind == 'O' and not all(isinstance(c, numbers.Real) for c in t):
         raise TypeError(f"{fn}() needs targets to be class indices (integers), got {describe(targets)}")
     for i, c in enumerate(t.tolist()):
         if isinstance(c, bool) or not (isinstance(c, numbers.Integral) or float(c).is_integer()):
             raise ValueError(f"{fn}() needs targets to be whole numbers (class indices), got {c!r} at index {i}")
-        if not 0 <= c < classes: raise ValueError(f"{fn}() needs class indices from 0 to {classes - 1}, got {c!r} at index {i}")
+        if not 0 <= c < classes:
+            raise ValueError(f"{fn}() needs class indices from 0 to {classes - 1}, got {c!r} at index {i}")
     return t.astype(np.intp)
 
 def cross_entropy(logits:Tensor, # (n, classes): one row of scores per sample
@@ -523,7 +547,7 @@ def cross_entropy(logits:Tensor, # (n, classes): one row of scores per sample
     targets = _class_indices(targets, n, classes, fn)
     return -logits.log_softmax(axis=1)[np.arange(n), targets].mean()
 
-# %% ../nbs/11_tensor.ipynb #a4884c3e
+# %% ../nbs/11_tensor.ipynb #8013ddfb
 _activations = {'tanh': tanh, 'relu': relu, 'sigmoid': sigmoid, 'linear': None}
 
 def _activation(act, fn, name='act'):
@@ -532,7 +556,7 @@ def _activation(act, fn, name='act'):
     raise ValueError(f"{fn}() needs {name} to be one of {', '.join(map(repr, _activations))}, got {describe(act)}")
 
 def _generator(seed, fn):
-    "The random generator for `seed`: the `random` module for None, `random.Random(seed)` for an int, a `random.Random` as it is"
+    "The generator for `seed`: the `random` module for None, `random.Random(seed)` for an int, a `random.Random` as is"
     if seed is None or isinstance(seed, random.Random): return seed or random
     if isinstance(seed, numbers.Integral) and not isinstance(seed, bool): return random.Random(int(seed))
     raise TypeError(f"{fn}() needs seed to be None, an int or a random.Random, got {describe(seed)}")
@@ -565,7 +589,7 @@ class Linear(Module):
 
     def __repr__(self): return f"Linear({self.nin} -> {self.nout})"
 
-# %% ../nbs/11_tensor.ipynb #10a73e7c
+# %% ../nbs/11_tensor.ipynb #b617e6cb
 class MLP(Module):
     "A multi-layer perceptron on batches: `nin` inputs, then one `Linear` layer per size in `nouts`"
     def __init__(self,
@@ -573,10 +597,11 @@ class MLP(Module):
                  nouts:list,          # size of each layer, the last is the number of outputs
                  act='tanh',          # activation of the hidden layers
                  out_act='linear',    # activation of the output layer
-                 seed=None):          # None: the global `random`; an int or a random.Random: a generator of its own
+                 seed=None):          # None: the global `random`; an int or a random.Random: its own
         nin = need_int(nin, 'nin', 'MLP')
         if not isinstance(nouts, (list, tuple)) or not nouts:
-            raise TypeError(f"MLP() needs nouts to be a non-empty list of layer sizes such as [16, 16, 1], got {describe(nouts)}")
+            raise TypeError(f"MLP() needs nouts to be a non-empty list of layer sizes such as [16, 16, 1], "
+                            f"got {describe(nouts)}")
         nouts = [need_int(n, 'every size in nouts', 'MLP') for n in nouts]
         self._acts = [_activation(act, 'MLP')] * (len(nouts) - 1) + [_activation(out_act, 'MLP', 'out_act')]
         self.nin, self.nouts, self.act, self.out_act = nin, nouts, act, out_act
@@ -600,33 +625,3 @@ class MLP(Module):
 
     def __repr__(self):
         return f"MLP({self.nin} -> {self.nouts}, act={self.act!r}, out_act={self.out_act!r})"
-
-# %% ../nbs/11_tensor.ipynb #a055bac4
-def _add_fast(n):
-    g, a, b = n.grad, n._left, n._right
-    if g is None: return
-    if a.requires_grad: a._accumulate(g)
-    if b.requires_grad: b._accumulate(g)
-
-def _sub_fast(n):
-    g, a, b = n.grad, n._left, n._right
-    if g is None: return
-    if a.requires_grad: a._accumulate(g)
-    if b.requires_grad: b._accumulate(-g)
-
-def _mul_fast(n):
-    g, a, b = n.grad, n._left, n._right
-    if g is None: return
-    if a.requires_grad: a._accumulate(g * b.data)
-    if b.requires_grad: b._accumulate(g * a.data)
-
-def _matmul_fast(n):
-    g, a, b = n.grad, n._left, n._right
-    if g is None: return
-    if a.requires_grad: a._accumulate(g @ b.data.swapaxes(-1, -2))
-    if b.requires_grad: b._accumulate(a.data.swapaxes(-1, -2) @ g)
-
-def _relu_fast(n):
-    if n.grad is not None: n._left._accumulate(n.grad * (n.data != 0))
-
-Tensor._fast = {'+': _add_fast, '-': _sub_fast, '*': _mul_fast, '@': _matmul_fast, 'relu': _relu_fast}
