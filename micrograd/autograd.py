@@ -12,7 +12,7 @@ import numpy as np
 from .engine import Value, backpropagate, set_grad_enabled, _node_kinds
 from .checks import describe
 
-# %% ../nbs/09_gradients.ipynb #0ecbf0b8
+# %% ../nbs/09_gradients.ipynb #01d7b260
 def grad(output, # a Value, or a Tensor of one number, to differentiate
          inputs, # a Value or a Tensor, or a sequence of them, that output may depend on
          create_graph:bool=False, # give gradients that are nodes, which can be differentiated again
@@ -34,6 +34,7 @@ def _gradient(g, kind, as_node):
     if as_node: return g if isinstance(g, kind) else kind(g)
     return g if kind is Value else np.array(g, dtype=np.float64)
 
+# %% ../nbs/09_gradients.ipynb #3bd2d766
 def _check_grad_args(output, inputs):
     "The kind of `output` (Value or Tensor) and `inputs` as a tuple of that kind, or an error saying what grad got"
     kind = next((k for k in _node_kinds if isinstance(output, k)), None)

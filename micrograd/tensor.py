@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['matmul', 'Tensor', 'layer_norm', 'rms_norm', 'mse_loss', 'hinge_loss', 'cross_entropy', 'Linear', 'MLP']
 
-# %% ../nbs/11_tensor.ipynb #7b75947a
+# %% ../nbs/11_tensor.ipynb #ab394230
 import math, numbers, random
 import numpy as np
 from fastcore.basics import patch
@@ -13,6 +13,7 @@ from .checks import describe, need_int, need_real
 from .engine import (Value, op, data, is_grad_enabled, backpropagate, _node_kinds, _reflected,
                               add, sub, mul, div, power, power_both, exp, log, tanh, relu, sigmoid)
 from .nn import Module
+from . import engine
 
 # %% ../nbs/11_tensor.ipynb #f98de9c7
 class Tensor:
@@ -76,7 +77,7 @@ def __bool__(self:Tensor):
                          f"use t.data.any() or t.data.all()")
     return bool(self.data)
 
-# %% ../nbs/11_tensor.ipynb #b8d84b3f
+# %% ../nbs/11_tensor.ipynb #84a2ebf1
 @patch(cls_method=True)
 def _lift(cls:Tensor, x, op, reflected=False):
     "`x` as a Tensor: a number or an array becomes a constant, anything else is a TypeError naming `op`"
@@ -101,7 +102,7 @@ def _build_tensor(cls, data, op, left, right, settings):
     out = _new(Tensor)
     out.data = data if type(data) is np.ndarray else np.asarray(data, dtype=np.float64)  # numpy's 0-d results
     out.grad, out.label = None, ''
-    if (left.requires_grad or (right is not None and right.requires_grad)) and is_grad_enabled():
+    if (left.requires_grad or (right is not None and right.requires_grad)) and (engine._paused == 0 or is_grad_enabled()):
         out.requires_grad, out._op, out._left, out._right, out._ctx = True, op, left, right, settings
     else: out.requires_grad, out._op, out._left, out._right, out._ctx = False, '', None, None, {}
     return out
@@ -164,13 +165,13 @@ def __rpow__(self:Tensor, base):
     "`base ** self`, for a number or an array `base`"
     return power_both(base, self)
 
-# %% ../nbs/11_tensor.ipynb #bfce0886
+# %% ../nbs/11_tensor.ipynb #e6264fa7
 def _summed_to(x, shape):
     "`x` summed over the axes that broadcasting added on the left or stretched from 1, so that it has `shape`"
     added = x.ndim - len(shape)
-    if added: x = x.sum(axis=tuple(range(added)))
+    if added: x = np.add.reduce(x, axis=tuple(range(added)))
     stretched = tuple(i for i, n in enumerate(shape) if n == 1 and x.shape[i] != 1)
-    return x.sum(axis=stretched, keepdims=True) if stretched else x
+    return np.add.reduce(x, axis=stretched, keepdims=True) if stretched else x
 
 def _sum_to_rule(g, out, x, shape):
     "Each number summed gets the gradient of its sum: the gradient stretched back"
@@ -193,7 +194,8 @@ _broadcast_to = op('broadcast_to', _stretched, _broadcast_to_rule, array=_stretc
 def _accumulate(self:Tensor, share):
     "Add `share`, summed back over the axes broadcasting stretched, to `.grad`: `+=`, never `=`"
     if not self.requires_grad: return
-    if share.shape != self.data.shape: share = _sum_to(share, shape=self.data.shape)
+    if share.shape != self.data.shape:  # an array is summed at once; a tensor (create_graph) by the op, as a node
+        share = _sum_to(share, shape=self.data.shape) if type(share) is Tensor else _summed_to(share, self.data.shape)
     if self.grad is not None: self.grad = self.grad + share
     elif self._left is not None or type(share) is Tensor: self.grad = share
     else: self.grad = np.array(share, dtype=np.float64)  # a leaf's first share: an array of its own
@@ -218,7 +220,7 @@ def backward(self:Tensor,
                              f"for a tensor of shape {self.shape}")
     with np.errstate(all='ignore'): backpropagate(self, gradient)
 
-# %% ../nbs/11_tensor.ipynb #22f9b51c
+# %% ../nbs/11_tensor.ipynb #ac3adb31
 def _axes(axis, ndim, fn):
     "`axis` (None for all, an int, a list or tuple of ints) as a tuple of distinct axes from 0, else an error naming `fn`"
     if axis is None: return tuple(range(ndim))
@@ -250,14 +252,16 @@ def sum(self:Tensor,
         axis=None,         # an int, a list or tuple of ints, or None for all
         keepdims=False):   # keep the reduced axes, with size 1
     "The sum over `axis`"
-    return _sum(self, axis=_axes(axis, self.ndim, 'sum'), keepdims=bool(keepdims))
+    settings = {'axis': _axes(axis, self.ndim, 'sum'), 'keepdims': bool(keepdims)}
+    return _build_tensor(Tensor, _summed(self.data, **settings), 'sum', self, None, settings)  # _sum's node, built at once
 
-# %% ../nbs/11_tensor.ipynb #a81ca1fb
+# %% ../nbs/11_tensor.ipynb #debceabd
 def _count(shape, axes): return math.prod(shape[i] for i in axes)
 
 def _averaged(x, axis, keepdims):
     "The mean over `axis`; of no numbers, nan (without numpy's warning)"
-    total, count = np.add.reduce(x, axis=axis, keepdims=keepdims), _count(np.shape(x), axis)
+    total = np.add.reduce(x, axis=axis, keepdims=keepdims)
+    count = x.size // np.size(total) if np.size(x) else _count(np.shape(x), axis)
     return total / count if count else total * math.nan
 
 def _mean_rule(g, out, x, axis, keepdims):
@@ -271,7 +275,8 @@ def mean(self:Tensor,
          axis=None,        # an int, a list or tuple of ints, or None for all
          keepdims=False):  # keep the reduced axes, with size 1
     "The mean over `axis`"
-    return _mean(self, axis=_axes(axis, self.ndim, 'mean'), keepdims=bool(keepdims))
+    settings = {'axis': _axes(axis, self.ndim, 'mean'), 'keepdims': bool(keepdims)}
+    return _build_tensor(Tensor, _averaged(self.data, **settings), 'mean', self, None, settings)  # _mean's node, at once
 
 # %% ../nbs/11_tensor.ipynb #32b1fdd0
 def _maximum(x, axis, keepdims): return np.max(x, axis=axis, keepdims=keepdims)
@@ -348,10 +353,10 @@ def mT(self:Tensor):
     if self.ndim < 2: raise ValueError(f"mT needs a tensor with at least 2 axes, got shape {self.shape}")
     return self.swapaxes(-1, -2)
 
-# %% ../nbs/11_tensor.ipynb #34294f43
+# %% ../nbs/11_tensor.ipynb #52b45af5
 def _matmul(a, b):
     "The matrix product of two (stacks of) matrices, as numpy's matmul"
-    if np.ndim(a) < 2 or np.ndim(b) < 2 or a.shape[-1] != b.shape[-2]:
+    if not (type(a) is np.ndarray is type(b) and a.ndim >= 2 and b.ndim >= 2 and a.shape[-1] == b.shape[-2]):
         raise ValueError(f"@ needs shapes (..., n, k) and (..., k, m), got {np.shape(a)} and {np.shape(b)}"
                          f"{' (reshape a vector to (1, k) or (k, 1))' if min(np.ndim(a), np.ndim(b)) < 2 else ''}")
     try: return np.matmul(a, b)
@@ -491,7 +496,7 @@ def rms_norm(x:Tensor, weight=None, eps=1e-5):
     out = x * ((x * x).mean(axis=-1, keepdims=True) + eps) ** -0.5
     return out if weight is None else out * weight
 
-# %% ../nbs/11_tensor.ipynb #b8355822
+# %% ../nbs/11_tensor.ipynb #b1156ce5
 def _need_tensor(x, name, fn):
     "`x` if it is a Tensor, else a TypeError naming `fn` and the argument `name`"
     if isinstance(x, Tensor): return x
@@ -507,18 +512,18 @@ def _targets_like(targets, preds, fn, name):
     if targets.shape == preds.shape: return targets
     if [n for n in targets.shape if n != 1] != [n for n in preds.shape if n != 1]:
         raise ValueError(f"{fn}() needs {name} of the predictions' shape {preds.shape}, got shape {targets.shape}")
-    return targets.reshape(preds.shape)
+    return targets.reshape(preds.shape) if targets.requires_grad else _constant(targets.data.reshape(preds.shape))
 
 def mse_loss(preds:Tensor, targets):
     "Mean of the squared differences between `preds` and `targets`"
     diff = _need_tensor(preds, 'preds', 'mse_loss') - _targets_like(targets, preds, 'mse_loss', 'targets')
     return (diff * diff).mean()
 
-# %% ../nbs/11_tensor.ipynb #fa90a4fe
+# %% ../nbs/11_tensor.ipynb #239894d2
 def hinge_loss(scores:Tensor, labels):
     "Mean of `relu(1 - label * score)`, for labels -1 or +1"
-    y = _targets_like(labels, _need_tensor(scores, 'scores', 'hinge_loss'), 'hinge_loss', 'labels').data
-    if not (np.abs(y) == 1).all(): raise ValueError(f"hinge_loss() needs labels -1 or +1, got {np.unique(y)}")
+    y = _targets_like(labels, _need_tensor(scores, 'scores', 'hinge_loss'), 'hinge_loss', 'labels')
+    if not (np.abs(y.data) == 1).all(): raise ValueError(f"hinge_loss() needs labels -1 or +1, got {np.unique(y.data)}")
     return (1.0 - scores * y).relu().mean()
 
 # %% ../nbs/11_tensor.ipynb #dc25bc20
@@ -625,3 +630,72 @@ class MLP(Module):
 
     def __repr__(self):
         return f"MLP({self.nin} -> {self.nouts}, act={self.act!r}, out_act={self.out_act!r})"
+
+# %% ../nbs/11_tensor.ipynb #38e196bb
+def _add_fast(n):
+    g, a, b = n.grad, n._left, n._right
+    if g is None: return
+    if a.requires_grad: a._accumulate(g)
+    if b.requires_grad: b._accumulate(g)
+
+def _sub_fast(n):
+    g, a, b = n.grad, n._left, n._right
+    if g is None: return
+    if a.requires_grad: a._accumulate(g)
+    if b.requires_grad: b._accumulate(-g)
+
+def _mul_fast(n):
+    g, a, b = n.grad, n._left, n._right
+    if g is None: return
+    if a.requires_grad: a._accumulate(g * b.data)
+    if b.requires_grad: b._accumulate(g * a.data)
+
+def _matmul_fast(n):
+    g, a, b = n.grad, n._left, n._right
+    if g is None: return
+    if a.requires_grad: a._accumulate(g @ b.data.swapaxes(-1, -2))
+    if b.requires_grad: b._accumulate(a.data.swapaxes(-1, -2) @ g)
+
+def _relu_fast(n):
+    if n.grad is not None: n._left._accumulate(n.grad * (n.data != 0))
+
+def _sum_fast(n):
+    g, x, settings = n.grad, n._left, n._ctx
+    if g is None: return
+    if not settings['keepdims']: g = g.reshape(_kept(x.data.shape, settings['axis']))
+    x._accumulate(_stretched(g, x.data.shape))
+
+def _mean_fast(n):
+    g, x, settings = n.grad, n._left, n._ctx
+    if g is None: return
+    g = g / _count(x.data.shape, settings['axis'])
+    if not settings['keepdims']: g = g.reshape(_kept(x.data.shape, settings['axis']))
+    x._accumulate(_stretched(g, x.data.shape))
+
+Tensor._fast = {'+': _add_fast, '-': _sub_fast, '*': _mul_fast, '@': _matmul_fast, 'relu': _relu_fast,
+                'sum': _sum_fast, 'mean': _mean_fast}
+
+_no_settings = {}  # shared by the nodes of ops without settings, as Value's class attribute _ctx is: never changed
+
+def _direct(f, reflected=False):
+    "The method `self <op> other` (or `other <op> self`) of the engine's two-input op `f`, which builds its node itself"
+    tag, array = f.op, f.array
+    def method(self, other):
+        if type(other) is not Tensor: other = Tensor._lift(other, tag, reflected)
+        a, b = (other, self) if reflected else (self, other)
+        return _build_tensor(Tensor, array(a.data, b.data), tag, a, b, _no_settings)
+    method.__name__ = method.__qualname__ = f"__{'r' if reflected else ''}{f.__name__}__"
+    method.__doc__ = f"`{'other' if reflected else 'self'} {tag} {'self' if reflected else 'other'}`: the op `{f.__name__}`, built directly"
+    return method
+
+def _direct_unary(f):
+    "The method `self.<op>()` of the engine's one-input op `f`, which builds its node itself"
+    tag, array = f.op, f.array
+    def method(self): return _build_tensor(Tensor, array(self.data), tag, self, None, _no_settings)
+    method.__name__ = method.__qualname__ = f.__name__
+    method.__doc__ = f"The op `{f.__name__}` of `self`, its node built directly"
+    return method
+
+Tensor.__add__, Tensor.__sub__, Tensor.__mul__, Tensor.__matmul__ = (_direct(f) for f in (add, sub, mul, matmul))
+Tensor.__radd__, Tensor.__rsub__, Tensor.__rmul__ = (_direct(f, reflected=True) for f in (add, sub, mul))
+Tensor.tanh, Tensor.relu = _direct_unary(tanh), _direct_unary(relu)
