@@ -49,7 +49,7 @@ def load_digits(n_class=10, # keep the digits 0 to n_class - 1 only, from 1 to 1
 from pathlib import Path
 from .checks import describe, need_choice, need_list
 
-# %% ../nbs/05_data.ipynb #6e389d31
+# %% ../nbs/05_data.ipynb #d64e30b8
 _name_files = {'first': ('dist.female.first', 'dist.male.first'), 'last': ('dist.all.last',)}
 
 def _read_census(files):
@@ -60,45 +60,48 @@ def _read_census(files):
                           "install it with: pip install names==0.3.0") from e
     folder, found = Path(census.__file__).parent, set()
     for file in files:  # a line: the name in capitals, its frequency in %, the running total, its rank
-        found.update(line.split()[0].lower() for line in (folder / file).read_text().splitlines() if line.strip())
+        lines = (folder / file).read_text().splitlines()
+        found.update(line.split()[0].lower() for line in lines if line.strip())
     return sorted(found)
 
-# %% ../nbs/05_data.ipynb #557a4039
+# %% ../nbs/05_data.ipynb #4433e8c6
 def split_names(names, # the names to split: a list of strings
                 n_valid=500, # how many names to hold out for validation
                 n_test=500, # how many more to hold out for the final test
                 seed=6, # seed for the `random.Random` that shuffles a copy of `names`
                ):
-    "`(train, valid, test)`: a shuffled copy of `names`, cut into the rest, `n_valid` names and `n_test` names"
+    "`(train, valid, test)`: a shuffled copy of `names` cut into the rest, `n_valid` and `n_test` names"
     names = need_list(names, 'names', 'split_names', 'a list of names')
     n_valid = need_int(n_valid, 'n_valid', 'split_names', low=0)
     n_test = need_int(n_test, 'n_test', 'split_names', low=0)
     seed = need_int(seed, 'seed', 'split_names', low=0)
     if n_valid + n_test >= len(names):
-        raise ValueError(f"split_names() needs more than n_valid + n_test = {n_valid + n_test} names, to leave some "
-                         f"for training, got {len(names)}")
+        raise ValueError(f"split_names() needs more than n_valid + n_test = {n_valid + n_test} names, "
+                         f"to leave some for training, got {len(names)}")
     shuffled = list(names)
     random.Random(seed).shuffle(shuffled)
     return shuffled[n_valid + n_test:], shuffled[:n_valid], shuffled[n_valid:n_valid + n_test]
 
-# %% ../nbs/05_data.ipynb #0f51fde1
+# %% ../nbs/05_data.ipynb #65e34293
 def load_names(kind='first', # 'first' for the 5,163 first names, 'last' for the 88,799 surnames
-               split=None, # None for every name, sorted; 'train', 'valid' or 'test' for that part of `split_names`
+               split=None, # None for every name, sorted; 'train', 'valid' or 'test': that part of the split
               ):
-    "US Census 1990 names from the `names` package, lower-cased, each once: all of them, or one part of the split"
+    "US Census 1990 names from the `names` package, lower-cased, each once: all, or one part of the split"
     kind = need_choice(kind, 'kind', 'load_names', tuple(_name_files))
     if split is not None: split = need_choice(split, 'split', 'load_names', ('train', 'valid', 'test'))
     everything = _read_census(_name_files[kind])
     if split is None: return everything
     return dict(zip(('train', 'valid', 'test'), split_names(everything)))[split]
 
-# %% ../nbs/05_data.ipynb #5750ac56
+# %% ../nbs/05_data.ipynb #210a8387
 class CharTokenizer:
-    "Characters as token ids: 0 is '.', which starts and ends every name, then the characters of `names`, sorted"
+    "Characters as token ids: 0 is '.', which starts and ends a name; then the characters of `names`, sorted"
     def __init__(self, names):
         names = need_list(names, 'names', 'CharTokenizer', 'a list of names')
         for i, name in enumerate(names):
-            if not isinstance(name, str): raise TypeError(f"CharTokenizer() needs names to be strings, but item {i} is {describe(name)}")
+            if not isinstance(name, str):
+                raise TypeError(f"CharTokenizer() needs names to be strings, "
+                                f"but item {i} is {describe(name)}")
         self.chars = '.' + ''.join(sorted(set(''.join(names)) - {'.'}))
         self._ids = {c: i for i, c in enumerate(self.chars)}
 
@@ -109,10 +112,12 @@ class CharTokenizer:
 
     def encode(self, name):
         "The tokens of `name` between two 0s, the '.' that starts and ends it"
-        if not isinstance(name, str): raise TypeError(f"CharTokenizer.encode() needs name to be a string, got {describe(name)}")
+        if not isinstance(name, str):
+            raise TypeError(f"CharTokenizer.encode() needs name to be a string, got {describe(name)}")
         unknown = sorted(set(name) - set(self._ids))
         if unknown or '.' in name:
-            raise ValueError(f"CharTokenizer.encode() knows the characters {self.chars[1:]!r}, got {name!r}")
+            raise ValueError(f"CharTokenizer.encode() knows the characters {self.chars[1:]!r}, "
+                             f"got {name!r}")
         return [0] + [self._ids[c] for c in name] + [0]
 
     def decode(self, ids):

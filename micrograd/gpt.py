@@ -15,28 +15,31 @@ from .losses import cross_entropy_loss
 from .nn import Module
 from .checks import describe, need_int, need_list
 
-# %% ../nbs/13_gpt.ipynb #f40b2dbc
+# %% ../nbs/13_gpt.ipynb #f5890384
 _std = 0.08  # the spread of the starting weights, as in microgpt
 
 def _generator(seed, fn):
-    "`seed` (None, an int >= 0, a random.Random or a numpy Generator) as a numpy Generator, else a TypeError naming `fn`"
+    "`seed` (None, an int >= 0, a random.Random or a numpy Generator) as a Generator, else a TypeError"
     if seed is None or isinstance(seed, np.random.Generator): return np.random.default_rng(seed)
     if isinstance(seed, random.Random): return np.random.default_rng(seed.getrandbits(128))
-    if isinstance(seed, numbers.Integral) and not isinstance(seed, bool) and seed >= 0: return np.random.default_rng(int(seed))
-    raise TypeError(f"{fn}() needs seed to be None, an integer >= 0, a random.Random or a numpy Generator, got {describe(seed)}")
+    if isinstance(seed, numbers.Integral) and not isinstance(seed, bool) and seed >= 0:
+        return np.random.default_rng(int(seed))
+    raise TypeError(f"{fn}() needs seed to be None, an integer >= 0, a random.Random or a numpy Generator, "
+                    f"got {describe(seed)}")
 
 def _normal(rng, *shape):
     "An array of `shape` drawn from N(0, 0.08**2) by `rng`"
     return rng.normal(0.0, _std, size=shape)
 
-# %% ../nbs/13_gpt.ipynb #ecf0ecad
+# %% ../nbs/13_gpt.ipynb #aed98a79
 def _sizes(fn, vocab_size, block_size, n_embd, n_head, n_layer):
     "The five sizes of a GPT as ints, else an error naming `fn` and the size"
-    names = 'vocab_size', 'block_size', 'n_embd', 'n_head', 'n_layer'
-    sizes = [need_int(n, name, fn) for n, name in zip((vocab_size, block_size, n_embd, n_head, n_layer), names)]
+    given = dict(vocab_size=vocab_size, block_size=block_size, n_embd=n_embd, n_head=n_head,
+                 n_layer=n_layer)
+    sizes = [need_int(n, name, fn) for name, n in given.items()]
     if sizes[2] % sizes[3]:
-        raise ValueError(f"{fn}() needs n_embd to be a multiple of n_head, so that every head gets the same "
-                         f"number of dims, got n_embd={sizes[2]} and n_head={sizes[3]}")
+        raise ValueError(f"{fn}() needs n_embd to be a multiple of n_head, so that the heads share it "
+                         f"evenly, got n_embd={sizes[2]} and n_head={sizes[3]}")
     return sizes
 
 # %% ../nbs/13_gpt.ipynb #09ae509f
@@ -64,39 +67,39 @@ def softmax(x):
     total = sum(e[1:], e[0])
     return [ei / total for ei in e]
 
-# %% ../nbs/13_gpt.ipynb #e3154f62
+# %% ../nbs/13_gpt.ipynb #59f7907f
 def _value_rows(array):
     "A 2-D array as a list of rows of `Value`s"
     return [[Value(float(v)) for v in row] for row in array]
 
 class ValueGPT(Module):
-    "microgpt's GPT: every number a `Value`, a name read one token at a time, each layer caching its keys and values"
+    "microgpt's GPT: every number a `Value`, a name read a token at a time, each layer caching keys, values"
     def __init__(self,
                  vocab_size:int, # how many tokens there are
                  block_size:int, # the longest context, in tokens
                  n_embd:int, # the width of the model, C
                  n_head:int, # the number of attention heads, each n_embd // n_head wide
                  n_layer:int, # the number of blocks
-                 seed=None, # an int, a random.Random or a numpy Generator that draws the weights; None: fresh
+                 seed=None, # an int, a random.Random or a numpy Generator to draw the weights; None: fresh
                 ):
         self.vocab_size, self.block_size, self.n_embd, self.n_head, self.n_layer = \
             _sizes('ValueGPT', vocab_size, block_size, n_embd, n_head, n_layer)
         rng, C = _generator(seed, 'ValueGPT'), self.n_embd
-        self.wte = _value_rows(_normal(rng, self.vocab_size, C))
-        self.wpe = _value_rows(_normal(rng, self.block_size, C))
-        self.layers = [dict(c_attn=_value_rows(_normal(rng, C, 3 * C)), attn_proj=_value_rows(_normal(rng, C, C)),
-                            c_fc=_value_rows(_normal(rng, C, 4 * C)), mlp_proj=_value_rows(_normal(rng, 4 * C, C)))
-                       for _ in range(self.n_layer)]
-        self.lm_head = _value_rows(_normal(rng, C, self.vocab_size))
+        def draw(*shape): return _value_rows(_normal(rng, *shape))
+        self.wte, self.wpe = draw(self.vocab_size, C), draw(self.block_size, C)
+        self.layers = [dict(c_attn=draw(C, 3 * C), attn_proj=draw(C, C),
+                            c_fc=draw(C, 4 * C), mlp_proj=draw(4 * C, C)) for _ in range(self.n_layer)]
+        self.lm_head = draw(C, self.vocab_size)
 
     def parameters(self):
         "Every weight, matrix by matrix and row by row, in the order they were drawn"
-        matrices = [self.wte, self.wpe] + [m for layer in self.layers for m in layer.values()] + [self.lm_head]
+        blocks = [matrix for layer in self.layers for matrix in layer.values()]
+        matrices = [self.wte, self.wpe] + blocks + [self.lm_head]
         return [p for m in matrices for row in m for p in row]
 
     def __repr__(self):
-        return (f"ValueGPT(vocab_size={self.vocab_size}, block_size={self.block_size}, n_embd={self.n_embd}, "
-                f"n_head={self.n_head}, n_layer={self.n_layer})")
+        return (f"ValueGPT(vocab_size={self.vocab_size}, block_size={self.block_size}, "
+                f"n_embd={self.n_embd}, n_head={self.n_head}, n_layer={self.n_layer})")
 
 # %% ../nbs/13_gpt.ipynb #7ee9d112
 @patch
@@ -128,11 +131,12 @@ def loss(self:ValueGPT,
     logits = [self.forward(tokens[t], t, cache) for t in range(n)]
     return cross_entropy_loss(logits, tokens[1:n + 1])
 
-# %% ../nbs/13_gpt.ipynb #af6d2c7a
+# %% ../nbs/13_gpt.ipynb #5f84b655
 def _tokens(tokens, vocab_size, fn):
     "`tokens` as a list of at least two ints from 0 to `vocab_size` - 1, else an error naming `fn`"
     tokens = need_list(tokens, 'tokens', fn, 'a list of token ids')
-    if len(tokens) < 2: raise ValueError(f"{fn}() needs at least two tokens (one to read, one to guess), got {len(tokens)}")
+    if len(tokens) < 2:
+        raise ValueError(f"{fn}() needs at least two tokens (one to read, one to guess), got {len(tokens)}")
     tokens = [need_int(t, f'tokens[{i}]', fn, low=0) for i, t in enumerate(tokens)]
     if max(tokens) >= vocab_size:
         raise ValueError(f"{fn}() needs token ids below vocab_size={vocab_size}, got {max(tokens)}")
