@@ -417,8 +417,9 @@ def _pow(base, k):
         return -math.inf if negative else math.inf
 
 def _pow_rule(g, out, base, k):
-    "d(b**k)/db = k * b**(k-1), for a number k: no gradient flows to it"
+    "d(b**k)/db = k * b**(k-1), for a number k: no gradient flows to it; for k = 0 the slope is 0, also at b = 0"
     k = data(k)
+    if k == 0: return g * 0.0, None  # k * b**(k-1) would be 0 * inf = nan at b = 0
     return g * k * power(base, k - 1), None
 
 power = op('**', _pow, _pow_rule)

@@ -18,8 +18,8 @@ class Optimizer:
         self.lr = need_real(lr, 'lr', type(self).__name__, low=0.0, high_open=True)
 
     def zero_grad(self):
-        "Set the `.grad` of every parameter back to 0"
-        for p in self.params: p.grad = 0.0
+        "Set the `.grad` of every parameter back to where a gradient starts: 0 for a Value, None for a Tensor"
+        for p in self.params: p.grad = getattr(type(p), '_zero', 0.0)
 
     def step(self):
         "Update every parameter from its `.grad`"
@@ -56,6 +56,7 @@ class SGD(Optimizer):
         "Move every parameter against its (decayed, momentum-averaged) gradient"
         lr, mu, wd = self.lr, self.momentum, self.weight_decay
         for i, p in enumerate(self.params):
+            if p.grad is None: continue  # no gradient reached it: skipped, as in PyTorch
             g = p.grad + wd * p.data if wd else p.grad
             if mu: g = self._velocity[i] = mu * self._velocity[i] + g
             p.data -= lr * g
@@ -89,6 +90,7 @@ class Adam(Optimizer):
         step_size = self.lr / (1 - beta1 ** self.t)
         bias_correction2_sqrt = (1 - beta2 ** self.t) ** 0.5
         for i, p in enumerate(self.params):
+            if p.grad is None: continue  # no gradient reached it: skipped, as in PyTorch
             g = p.grad + wd * p.data if wd else p.grad
             m = self._m[i] = self._m[i] + (1 - beta1) * (g - self._m[i])
             v = self._v[i] = self._v[i] * beta2 + (1 - beta2) * g * g
