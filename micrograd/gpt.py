@@ -6,12 +6,13 @@
 __all__ = ['linear', 'rmsnorm', 'softmax', 'ValueGPT', 'Embedding', 'CausalSelfAttention', 'MLP', 'Block', 'GPT', 'make_batch',
            'sample_names']
 
-# %% ../nbs/13_gpt.ipynb #2effe455
+# %% ../nbs/13_gpt.ipynb #3c8d4684
 import math, numbers, random
 from operator import mul
 import numpy as np
 from fastcore.basics import patch
-from .engine import Value, set_grad_enabled
+from .engine import Value
+from .autograd import no_grad
 from .losses import cross_entropy_loss
 from .nn import Module
 from .tensor import Tensor, rms_norm, cross_entropy
@@ -318,7 +319,7 @@ def loss(self:GPT,
                          f"got {picked.min()} to {picked.max()}")
     return -self(idx).log_softmax(axis=-1)[rows, cols, picked].mean()
 
-# %% ../nbs/13_gpt.ipynb #a038f99b
+# %% ../nbs/13_gpt.ipynb #c2260dab
 @patch
 def generate(self:GPT,
              idx, # (B, T) token ids to continue, e.g. [[0]] to start one name
@@ -332,15 +333,13 @@ def generate(self:GPT,
     temperature = need_real(temperature, 'temperature', 'GPT.generate', low=0.0, low_open=True,
                             high_open=True)
     rng = _generator(seed, 'GPT.generate')
-    previous = set_grad_enabled(False)
-    try:
+    with no_grad():
         for _ in range(n):
             logits = self(idx[:, -self.block_size:]).data[:, -1] / temperature
             probs = np.exp(logits - logits.max(axis=1, keepdims=True))
             cumulative = np.cumsum(probs / probs.sum(axis=1, keepdims=True), axis=1)
             drawn = (cumulative < rng.random((len(idx), 1))).sum(axis=1)  # the first token past the draw
             idx = np.concatenate([idx, np.minimum(drawn, self.vocab_size - 1)[:, None]], axis=1)
-    finally: set_grad_enabled(previous)
     return idx
 
 # %% ../nbs/13_gpt.ipynb #f534b54a
