@@ -74,11 +74,12 @@ def __bool__(self:Tensor):
         raise ValueError(f"the truth value of a Tensor of shape {self.shape} is ambiguous: use t.data.any() or t.data.all()")
     return bool(self.data)
 
-# %% ../nbs/11_tensor.ipynb #884fc039
+# %% ../nbs/11_tensor.ipynb #e2a8848c
 @patch(cls_method=True)
 def _lift(cls:Tensor, x, op, reflected=False):
     "`x` as a Tensor: a number or an array becomes a constant, anything else is a TypeError naming `op`"
     if isinstance(x, Tensor): return x
+    if type(x) is float or type(x) is int: return _constant(np.array(float(x)))  # the usual case, in one step
     try: return Tensor(x)
     except TypeError:
         operands = f"{describe(x)} and Tensor" if reflected else f"Tensor and {describe(x)}"
@@ -86,8 +87,13 @@ def _lift(cls:Tensor, x, op, reflected=False):
 
 _new = object.__new__  # `_new(Tensor)` is a Tensor whose slots are still empty
 
-@patch(cls_method=True)
-def _build(cls:Tensor, data, op, left, right, settings):
+def _constant(array):
+    "A Tensor of the float64 `array`, which requires no gradient, made without Tensor()'s checks"
+    out = _new(Tensor)
+    out.data, out.grad, out.requires_grad, out.label, out._op, out._left, out._right, out._ctx = array, None, False, '', '', None, None, {}
+    return out
+
+def _build(cls, data, op, left, right, settings):
     "The Tensor an op returns: a node of the graph if an input requires a gradient and grad mode is on, else a constant"
     out = _new(Tensor)
     out.data = data if type(data) is np.ndarray else np.asarray(data, dtype=np.float64)  # numpy gives 0-d results as scalars
@@ -97,7 +103,9 @@ def _build(cls:Tensor, data, op, left, right, settings):
     else: out.requires_grad, out._op, out._left, out._right, out._ctx = False, '', None, None, {}
     return out
 
+Tensor._build = classmethod(_build)  # Python's own classmethod: the fastest to call, once per op
 Tensor._zero, Tensor._arrays, Tensor._fast = None, True, {}
+Tensor._backward = Value._backward  # one node's rule, run by hand: the same for every kind of node
 _node_kinds.add(Tensor)
 
 # %% ../nbs/11_tensor.ipynb #eea0cbeb
@@ -153,7 +161,7 @@ def __rpow__(self:Tensor, base):
     "`base ** self`, for a number or an array `base`"
     return power_both(base, self)
 
-# %% ../nbs/11_tensor.ipynb #8aaae938
+# %% ../nbs/11_tensor.ipynb #8fd35dfd
 def _summed_to(x, shape):
     "`x` summed over the axes that broadcasting added on the left or stretched from 1, so that it has `shape`"
     added = x.ndim - len(shape)
@@ -170,7 +178,13 @@ def _broadcast_to_rule(g, out, x, shape):
     return (_sum_to(g, shape=x.shape),)
 
 _sum_to = op('sum_to', _summed_to, _sum_to_rule, array=_summed_to)
-_broadcast_to = op('broadcast_to', np.broadcast_to, _broadcast_to_rule, array=np.broadcast_to)
+def _stretched(x, shape):
+    "`x` broadcast to `shape`, as a new array (np.broadcast_to's read-only view, at a fifth of the cost)"
+    out = np.empty(shape)
+    out[...] = x
+    return out
+
+_broadcast_to = op('broadcast_to', _stretched, _broadcast_to_rule, array=_stretched)
 
 @patch
 def _accumulate(self:Tensor, share):
@@ -199,7 +213,7 @@ def backward(self:Tensor,
             raise ValueError(f"backward() got a gradient of shape {gradient.shape} for a tensor of shape {self.shape}")
     with np.errstate(all='ignore'): backpropagate(self, gradient)
 
-# %% ../nbs/11_tensor.ipynb #66646af1
+# %% ../nbs/11_tensor.ipynb #1e0e4342
 def _axes(axis, ndim, fn):
     "`axis` (None for all, an int, or a list or tuple of ints) as a tuple of distinct axes from 0, else an error naming `fn`"
     if axis is None: return tuple(range(ndim))
@@ -217,7 +231,7 @@ def _kept(shape, axes):
     "`shape` with the `axes` reduced to 1, as keepdims=True leaves them"
     return tuple(1 if i in axes else n for i, n in enumerate(shape))
 
-def _summed(x, axis, keepdims): return np.sum(x, axis=axis, keepdims=keepdims)
+def _summed(x, axis, keepdims): return np.add.reduce(x, axis=axis, keepdims=keepdims)
 
 def _sum_rule(g, out, x, axis, keepdims):
     "d(sum x)/dx_i = 1: every number gets the gradient of the sum it went into"
@@ -233,12 +247,12 @@ def sum(self:Tensor,
     "The sum over `axis`"
     return _sum(self, axis=_axes(axis, self.ndim, 'sum'), keepdims=bool(keepdims))
 
-# %% ../nbs/11_tensor.ipynb #17026a1c
+# %% ../nbs/11_tensor.ipynb #a81ca1fb
 def _count(shape, axes): return math.prod(shape[i] for i in axes)
 
 def _averaged(x, axis, keepdims):
     "The mean over `axis`; of no numbers, nan (without numpy's warning)"
-    total, count = np.sum(x, axis=axis, keepdims=keepdims), _count(np.shape(x), axis)
+    total, count = np.add.reduce(x, axis=axis, keepdims=keepdims), _count(np.shape(x), axis)
     return total / count if count else total * math.nan
 
 def _mean_rule(g, out, x, axis, keepdims):
@@ -588,3 +602,33 @@ class MLP(Module):
 
     def __repr__(self):
         return f"MLP({self.nin} -> {self.nouts}, act={self.act!r}, out_act={self.out_act!r})"
+
+# %% ../nbs/11_tensor.ipynb #a055bac4
+def _add_fast(n):
+    g, a, b = n.grad, n._left, n._right
+    if g is None: return
+    if a.requires_grad: a._accumulate(g)
+    if b.requires_grad: b._accumulate(g)
+
+def _sub_fast(n):
+    g, a, b = n.grad, n._left, n._right
+    if g is None: return
+    if a.requires_grad: a._accumulate(g)
+    if b.requires_grad: b._accumulate(-g)
+
+def _mul_fast(n):
+    g, a, b = n.grad, n._left, n._right
+    if g is None: return
+    if a.requires_grad: a._accumulate(g * b.data)
+    if b.requires_grad: b._accumulate(g * a.data)
+
+def _matmul_fast(n):
+    g, a, b = n.grad, n._left, n._right
+    if g is None: return
+    if a.requires_grad: a._accumulate(g @ b.data.swapaxes(-1, -2))
+    if b.requires_grad: b._accumulate(a.data.swapaxes(-1, -2) @ g)
+
+def _relu_fast(n):
+    if n.grad is not None: n._left._accumulate(n.grad * (n.data != 0))
+
+Tensor._fast = {'+': _add_fast, '-': _sub_fast, '*': _mul_fast, '@': _matmul_fast, 'relu': _relu_fast}
