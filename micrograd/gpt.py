@@ -34,16 +34,20 @@ def _normal(rng, *shape):
     "An array of `shape` drawn from N(0, 0.08**2) by `rng`"
     return rng.normal(0.0, _std, size=shape)
 
-# %% ../nbs/13_gpt.ipynb #aed98a79
+# %% ../nbs/13_gpt.ipynb #c08502f9
 def _sizes(fn, vocab_size, block_size, n_embd, n_head, n_layer):
     "The five sizes of a GPT as ints, else an error naming `fn` and the size"
-    given = dict(vocab_size=vocab_size, block_size=block_size, n_embd=n_embd, n_head=n_head,
-                 n_layer=n_layer)
-    sizes = [need_int(n, name, fn) for name, n in given.items()]
-    if sizes[2] % sizes[3]:
+    n_embd, n_head = _width(fn, n_embd, n_head)
+    return (need_int(vocab_size, 'vocab_size', fn), need_int(block_size, 'block_size', fn), n_embd, n_head,
+            need_int(n_layer, 'n_layer', fn))
+
+def _width(fn, n_embd, n_head):
+    "`n_embd` and `n_head` as ints, `n_embd` a multiple of `n_head`, else an error naming `fn`"
+    n_embd, n_head = need_int(n_embd, 'n_embd', fn), need_int(n_head, 'n_head', fn)
+    if n_embd % n_head:
         raise ValueError(f"{fn}() needs n_embd to be a multiple of n_head, so that the heads share it "
-                         f"evenly, got n_embd={sizes[2]} and n_head={sizes[3]}")
-    return sizes
+                         f"evenly, got n_embd={n_embd} and n_head={n_head}")
+    return n_embd, n_head
 
 # %% ../nbs/13_gpt.ipynb #09ae509f
 def _dot(xs, ws):
@@ -163,7 +167,7 @@ class Embedding(Module):
 
     def __repr__(self): return f"Embedding({self.num}, {self.dim})"
 
-# %% ../nbs/13_gpt.ipynb #51d11002
+# %% ../nbs/13_gpt.ipynb #c1f4340a
 def _future(T):
     "A (T, T) array of bools, True where the key's position comes after the query's"
     return np.triu(np.ones((T, T), dtype=bool), k=1)
@@ -171,9 +175,8 @@ def _future(T):
 class CausalSelfAttention(Module):
     "`n_head` heads of attention, each position looking at itself and the positions before it"
     def __init__(self, n_embd:int, n_head:int, seed=None):
-        fn = 'CausalSelfAttention'
-        _, _, self.n_embd, self.n_head, _ = _sizes(fn, 1, 1, n_embd, n_head, 1)
-        rng, C = _generator(seed, fn), self.n_embd
+        self.n_embd, self.n_head = _width('CausalSelfAttention', n_embd, n_head)
+        rng, C = _generator(seed, 'CausalSelfAttention'), self.n_embd
         self.c_attn = _weight(rng, C, 3 * C)  # the query, key and value maps, side by side
         self.c_proj = _weight(rng, C, C)
 
@@ -199,7 +202,7 @@ class CausalSelfAttention(Module):
 
     def __repr__(self): return f"CausalSelfAttention(n_embd={self.n_embd}, n_head={self.n_head})"
 
-# %% ../nbs/13_gpt.ipynb #8e2f9271
+# %% ../nbs/13_gpt.ipynb #b760025a
 class MLP(Module):
     "A layer `4 * n_embd` wide with ReLU, and one back to `n_embd`, on each position"
     def __init__(self, n_embd:int, seed=None):
@@ -217,6 +220,7 @@ class MLP(Module):
 class Block(Module):
     "A transformer block: attention, then the MLP, each added to its input"
     def __init__(self, n_embd:int, n_head:int, seed=None):
+        n_embd, n_head = _width('Block', n_embd, n_head)
         rng = _generator(seed, 'Block')
         self.attn, self.mlp = CausalSelfAttention(n_embd, n_head, seed=rng), MLP(n_embd, seed=rng)
 
@@ -228,7 +232,7 @@ class Block(Module):
 
     def __repr__(self): return f"Block(n_embd={self.attn.n_embd}, n_head={self.attn.n_head})"
 
-# %% ../nbs/13_gpt.ipynb #b6de8775
+# %% ../nbs/13_gpt.ipynb #bd77fc65
 class GPT(Module):
     "A GPT: token and position embeddings, `n_layer` blocks, a linear map to the logits of the next token"
     def __init__(self,
@@ -249,7 +253,10 @@ class GPT(Module):
 
     def __call__(self, idx):
         "The (B, T, vocab_size) logits of the next token after each position of the (B, T) token ids `idx`"
-        idx = _token_ids(idx, self, 'GPT')
+        return self._forward(_token_ids(idx, self, 'GPT'))
+
+    def _forward(self, idx):
+        "The logits for `idx`, an int array already checked: `loss` and `generate` call this"
         x = rms_norm(self.wte(idx) + self.wpe(np.arange(idx.shape[1])))
         for block in self.h: x = block(x)
         return x @ self.lm_head
@@ -267,18 +274,18 @@ class GPT(Module):
         return (f"GPT(vocab_size={self.vocab_size}, block_size={self.block_size}, "
                 f"n_embd={self.n_embd}, n_head={self.n_head}, n_layer={self.n_layer})")
 
-# %% ../nbs/13_gpt.ipynb #f957ca2b
-def _token_ids(idx, model, fn, name='idx'):
-    "`idx` as a (B, T) int array of token ids that `model` can read, else an error naming `fn` and `name`"
+# %% ../nbs/13_gpt.ipynb #cd3254ba
+def _token_ids(idx, model, fn, any_length=False):
+    "`idx` as a (B, T) int array of token ids that `model` can read, else an error naming `fn`"
     array = np.asarray(idx.data if isinstance(idx, Tensor) else idx)
     if array.ndim != 2 or array.size == 0:
-        raise ValueError(f"{fn}() needs {name} to be a (B, T) array of token ids, got shape {array.shape}")
+        raise ValueError(f"{fn}() needs idx to be a (B, T) array of token ids, got shape {array.shape}")
     if array.dtype.kind not in 'iu' and not (array.dtype.kind == 'f' and np.all(array == np.round(array))):
-        raise TypeError(f"{fn}() needs {name} to hold integer token ids, got {describe(idx)}")
+        raise TypeError(f"{fn}() needs idx to hold integer token ids, got {describe(idx)}")
     if array.min() < 0 or array.max() >= model.vocab_size:
         raise ValueError(f"{fn}() needs token ids from 0 to {model.vocab_size - 1}, "
                          f"got {array.min()} to {array.max()}")
-    if array.shape[1] > model.block_size:
+    if array.shape[1] > model.block_size and not any_length:
         raise ValueError(f"{fn}() reads at most block_size={model.block_size} positions, "
                          f"got {array.shape[1]}: keep the last ones, idx[:, -block_size:]")
     return array.astype(np.intp, copy=False)
@@ -299,7 +306,7 @@ def make_batch(token_lists, # names encoded by a tokenizer, '.' at both ends: li
         idx[row, :n], targets[row, :n] = tokens[:n], tokens[1:n + 1]
     return idx, targets
 
-# %% ../nbs/13_gpt.ipynb #aa126be8
+# %% ../nbs/13_gpt.ipynb #951fb9fd
 @patch
 def loss(self:GPT,
          idx, # (B, T) token ids, as `make_batch` gives them
@@ -317,9 +324,9 @@ def loss(self:GPT,
     if picked.min() < 0 or picked.max() >= self.vocab_size:
         raise ValueError(f"GPT.loss() needs targets from 0 to {self.vocab_size - 1}, or -1 for padding, "
                          f"got {picked.min()} to {picked.max()}")
-    return -self(idx).log_softmax(axis=-1)[rows, cols, picked].mean()
+    return -self._forward(idx).log_softmax(axis=-1)[rows, cols, picked].mean()
 
-# %% ../nbs/13_gpt.ipynb #c2260dab
+# %% ../nbs/13_gpt.ipynb #1b16001e
 @patch
 def generate(self:GPT,
              idx, # (B, T) token ids to continue, e.g. [[0]] to start one name
@@ -328,14 +335,14 @@ def generate(self:GPT,
              seed=None, # an int, a random.Random or a numpy Generator for the draws; None: fresh randomness
             ):
     "`idx` with `max_new_tokens` more tokens in each row, each drawn from the model's probabilities"
-    idx = _token_ids(idx, self, 'GPT.generate')
+    idx = _token_ids(idx, self, 'GPT.generate', any_length=True)
     n = need_int(max_new_tokens, 'max_new_tokens', 'GPT.generate', low=0)
     temperature = need_real(temperature, 'temperature', 'GPT.generate', low=0.0, low_open=True,
                             high_open=True)
     rng = _generator(seed, 'GPT.generate')
     with no_grad():
         for _ in range(n):
-            logits = self(idx[:, -self.block_size:]).data[:, -1] / temperature
+            logits = self._forward(idx[:, -self.block_size:]).data[:, -1] / temperature
             probs = np.exp(logits - logits.max(axis=1, keepdims=True))
             cumulative = np.cumsum(probs / probs.sum(axis=1, keepdims=True), axis=1)
             drawn = (cumulative < rng.random((len(idx), 1))).sum(axis=1)  # the first token past the draw
