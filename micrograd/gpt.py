@@ -202,7 +202,7 @@ class CausalSelfAttention(Module):
 
     def __repr__(self): return f"CausalSelfAttention(n_embd={self.n_embd}, n_head={self.n_head})"
 
-# %% ../nbs/13_gpt.ipynb #b760025a
+# %% ../nbs/13_gpt.ipynb #cfcda7ec
 class MLP(Module):
     "A layer `4 * n_embd` wide with ReLU, and one back to `n_embd`, on each position"
     def __init__(self, n_embd:int, seed=None):
@@ -217,6 +217,7 @@ class MLP(Module):
 
     def __repr__(self): return f"MLP(n_embd={self.n_embd})"
 
+# %% ../nbs/13_gpt.ipynb #f1b4ad61
 class Block(Module):
     "A transformer block: attention, then the MLP, each added to its input"
     def __init__(self, n_embd:int, n_head:int, seed=None):
