@@ -53,7 +53,7 @@ def _check_grad_args(output, inputs):
                              f"make it with Tensor(data, requires_grad=True)")
     return kind, inputs
 
-# %% ../nbs/09_gradients.ipynb #8ca9b9aa
+# %% ../nbs/09_gradients.ipynb #53d36b36
 class GradcheckError(AssertionError):
     "A gradient from autograd differs from its finite-difference estimate"
 
@@ -101,7 +101,7 @@ def _compare(names, point, analytic, numerical, what, atol, rtol):
         bad = ~(np.abs(np.asarray(a) - n) <= atol + rtol * np.abs(n))  # nan is bad too
         if not bad.any(): continue
         where = f"at {tuple(point)}" if np.ndim(n) == 0 and not isinstance(point[i], np.ndarray) else f"at its number {tuple(int(k) for k in np.argwhere(bad)[0])}"
-        a, n = (np.asarray(a)[bad].flat[0], np.asarray(n)[bad].flat[0]) if np.ndim(n) else (a, n)
+        a, n = (float(np.asarray(a)[bad].flat[0]), float(np.asarray(n)[bad].flat[0])) if np.ndim(n) else (float(a), float(n))
         raise GradcheckError(f"{what} with respect to argument {i} ({names[i]}) {where}: autograd gives {a!r}, "
                              f"finite differences {n!r} (difference {abs(a - n):.3g} > atol + rtol * |numerical| "
                              f"= {atol + rtol * abs(n):.3g})")

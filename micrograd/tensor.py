@@ -108,7 +108,7 @@ Tensor._zero, Tensor._arrays, Tensor._fast = None, True, {}
 Tensor._backward = Value._backward  # one node's rule, run by hand: the same for every kind of node
 _node_kinds.add(Tensor)
 
-# %% ../nbs/11_tensor.ipynb #eea0cbeb
+# %% ../nbs/11_tensor.ipynb #618664f2
 def _broadcasting(ufunc, tag):
     "`ufunc` of two arrays, with an error naming the op `tag` and both shapes when they do not broadcast"
     def array_op(a, b):
@@ -125,11 +125,9 @@ def _quiet(f):
     return quiet
 
 def _pow_array(base, k):
-    "`base ** k` elementwise; a negative base to a fractional power is nan, also -inf (numpy makes (-inf)**-0.5 zero)"
-    out = np.power(base, k)
-    fractional = np.floor(k) != k
-    if np.any(fractional): out = np.where(np.isneginf(base) & fractional, np.nan, out)
-    return out
+    "`base ** k` elementwise, as PyTorch computes it: C's pow, except that b ** -0.5 is 1 / sqrt(b)"
+    if np.ndim(k) == 0 and k == -0.5: return 1.0 / np.sqrt(base)  # pow gives 0 at -inf; PyTorch (and sqrt) nan
+    return np.power(base, k)
 
 def _relu_array(x): return np.maximum(x, 0.0)  # nan stays nan, as in Value.relu
 def _sigmoid_array(x): return np.exp(-np.logaddexp(0.0, -x))  # 1 / (1 + e**-x), no overflow either way
