@@ -327,6 +327,37 @@ def loss(self:GPT,
                          f"got {picked.min()} to {picked.max()}")
     return -self._forward(idx).log_softmax(axis=-1)[rows, cols, picked].mean()
 
+# %% ../nbs/13_gpt.ipynb #4ed28b77
+@patch
+def named_parameters(self:GPT):
+    "`(name, parameter)` pairs, in the order of `parameters()`, named as in nanoGPT"
+    named = [('wte.weight', self.wte.weight), ('wpe.weight', self.wpe.weight)]
+    for i, block in enumerate(self.h):
+        named += [(f'h.{i}.attn.c_attn', block.attn.c_attn), (f'h.{i}.attn.c_proj', block.attn.c_proj),
+                  (f'h.{i}.mlp.c_fc', block.mlp.c_fc), (f'h.{i}.mlp.c_proj', block.mlp.c_proj)]
+    return named + [('lm_head', self.lm_head)]
+
+@patch
+def state_dict(self:GPT):
+    "Every weight by its name: a dict of copies of the arrays"
+    return {name: p.data.copy() for name, p in self.named_parameters()}
+
+@patch
+def load_state_dict(self:GPT, state):
+    "Set every weight from `state`, a dict as `state_dict` gives: all, or none if a name or shape is off"
+    fn = 'GPT.load_state_dict'
+    if not isinstance(state, dict):
+        raise TypeError(f"{fn}() needs state to be a dict, got {describe(state)}")
+    named = self.named_parameters()
+    missing, extra = sorted({n for n, _ in named} - set(state)), sorted(set(state) - {n for n, _ in named})
+    if missing or extra:
+        raise ValueError(f"{fn}() needs the weights of {self!r}: missing {missing}, unexpected {extra}")
+    arrays = {name: np.asarray(state[name], dtype=np.float64) for name, _ in named}
+    for name, p in named:
+        if arrays[name].shape != p.shape:
+            raise ValueError(f"{fn}() needs {name} of shape {p.shape}, got {arrays[name].shape}")
+    for name, p in named: p.data[...] = arrays[name]
+
 # %% ../nbs/13_gpt.ipynb #1b16001e
 @patch
 def generate(self:GPT,
