@@ -246,3 +246,24 @@ def test_sample_names():
     assert all(set(n) <= set(tokenizer.chars[1:]) and len(n) <= 16 for n in names)
     with pytest.raises(ValueError) as e: sample_names(gpt, tokenizer, 0)
     assert 'sample_names()' in str(e.value) and 'n' in str(e.value)
+
+
+# ---------------------------------------------------------------- weights by name
+
+def test_state_dict_round_trip_and_refusals():
+    sizes = dict(vocab_size=7, block_size=5, n_embd=8, n_head=2, n_layer=2)
+    a, b = GPT(**sizes, seed=1), GPT(**sizes, seed=2)
+    state = a.state_dict()
+    assert list(state) == ['wte.weight', 'wpe.weight'] + [f'h.{i}.{m}' for i in range(2) for m in
+                                                          ('attn.c_attn', 'attn.c_proj', 'mlp.c_fc', 'mlp.c_proj')] + ['lm_head']
+    state['wte.weight'][0, 0] = 99.0  # a copy: the model is unchanged
+    assert a.wte.weight.data[0, 0] != 99.0
+    b.load_state_dict(a.state_dict())
+    assert (flat(a) == flat(b)).all()
+    before = flat(b)
+    for bad, error, words in [([1, 2], TypeError, 'dict'), ({}, ValueError, 'missing'),
+                              (dict(a.state_dict(), extra=np.zeros(1)), ValueError, "unexpected ['extra']"),
+                              (dict(a.state_dict(), lm_head=np.zeros((8, 6))), ValueError, 'lm_head of shape (8, 7)')]:
+        with pytest.raises(error) as e: b.load_state_dict(bad)
+        assert 'GPT.load_state_dict()' in str(e.value) and words in str(e.value), str(e.value)
+        assert (flat(b) == before).all()
