@@ -6,8 +6,8 @@
 __all__ = ['linear', 'rmsnorm', 'softmax', 'ValueGPT', 'Embedding', 'CausalSelfAttention', 'MLP', 'Block', 'GPT', 'make_batch',
            'sample_names']
 
-# %% ../nbs/13_gpt.ipynb #3c8d4684
-import math, numbers, random
+# %% ../nbs/13_gpt.ipynb #95561f3d
+import functools, math, numbers, random
 from operator import mul
 import numpy as np
 from fastcore.basics import patch
@@ -167,7 +167,8 @@ class Embedding(Module):
 
     def __repr__(self): return f"Embedding({self.num}, {self.dim})"
 
-# %% ../nbs/13_gpt.ipynb #c1f4340a
+# %% ../nbs/13_gpt.ipynb #4381013b
+@functools.cache  # one mask per length, made once
 def _future(T):
     "A (T, T) array of bools, True where the key's position comes after the query's"
     return np.triu(np.ones((T, T), dtype=bool), k=1)
