@@ -29,16 +29,20 @@ SIZES = (  # the batched step: name, points, hidden width, repetitions, steps pe
     ('10,000 points, 2-256-256-1', 10_000, 256, 5, 3),
 )
 BUDGET = 0.3  # seconds per batched repetition: a thread pool fighting a loaded machine can make a step 100x slower
-TARGETS = dict(moons_speedup=15.0, build_backward_speedup=12.0, bytes_per_node=150.0, tensor_speedup=1.5)
+TARGETS = dict(moons_speedup=15.0, build_backward_speedup=12.0, bytes_per_node=150.0, tensor_speedup=1.5,
+               gpt_vs_values=100.0, gpt_vs_torch=1.5)
+GPT_NAMES = 20  # the GPT step reads the first 20 training names, one per step, each system in the same order
 
 
 def config(quick):
     "Sizes and repetitions per workload: (repetitions, steps per repetition) for the moons step"
     if quick:
         return dict(mode='quick', moons=dict(ours=(3, 3), orig=(2, 1), torch_scalar=(2, 1)), n=100_000, chain=(2, 1),
-                    draw=(10_000, 2), profile_reps=1, sizes=[(a, n, w, min(r, 3), max(1, s // 10)) for a, n, w, r, s in SIZES])
+                    draw=(10_000, 2), profile_reps=1, sizes=[(a, n, w, min(r, 3), max(1, s // 10)) for a, n, w, r, s in SIZES],
+                    gpt=dict(gpt_tensor=(3, GPT_NAMES), gpt_values=(3, GPT_NAMES), gpt_torch=(3, GPT_NAMES)))
     return dict(mode='full', moons=dict(ours=(15, 3), orig=(15, 1), torch_scalar=(3, 2)), n=1_000_000, chain=(3, 1),
-                draw=(10_000, 5), profile_reps=3, sizes=[list(s) for s in SIZES])
+                draw=(10_000, 5), profile_reps=3, sizes=[list(s) for s in SIZES],
+                gpt=dict(gpt_tensor=(15, 2 * GPT_NAMES), gpt_values=(15, GPT_NAMES), gpt_torch=(15, 2 * GPT_NAMES)))
 
 
 def log(message): print(message, file=sys.stderr, flush=True)
@@ -106,8 +110,10 @@ def run(cfg, ours, baseline):
     "Every workload on every system; the raw results of each repetition"
     ensure_orig()
     sys.path.insert(0, str(ours))
-    from micrograd.data import make_moons
+    from micrograd.data import make_moons, load_names, CharTokenizer
     moons = {n: [list(a) for a in make_moons(n, noise=0.1, seed=1)] for n in {100} | {s[1] for s in cfg['sizes']}}
+    train_names = load_names(split='train')
+    names = [CharTokenizer(train_names).encode(name) for name in train_names[:GPT_NAMES]]
     X, y = moons[100]
     specs = dict(ours=('micrograd', ours, 0), baseline=('micrograd', baseline, 0), orig=('orig', ORIG_DIR, 0),
                  torch_scalar=('torch', ours, 0), torch=('torch', ours, 0))  # the workers' engine, path, threads
@@ -136,7 +142,11 @@ def run(cfg, ours, baseline):
         nodes, draws = cfg['draw']
         raw['draw'] = interleaved(workers, [(s, workers[s], draws, lambda rep: dict(workload='draw', n=nodes))
                                             for s in scalar if s in ('ours', 'baseline')], f"draw_dot of {nodes:,} nodes")
-        # the GPT training step, when there is one: time it here, interleaved as the moons step (see workloads.py)
+        gpt = lambda kind, steps: lambda rep: dict(workload='gpt', kind=kind, names=names, steps=steps, seed=SEED)
+        plan = [(key, workers['torch_scalar' if key == 'gpt_torch' else 'ours'], reps, gpt(key[4:], steps))
+                for key, (reps, steps) in cfg['gpt'].items()]
+        raw['gpt'] = interleaved(workers, plan, "GPT step, microgpt's size")
+        raw['gpt_names'] = dict(names=len(names), mean_letters=sum(len(t) - 2 for t in names) / len(names))
         infos.update({s: workers[s](workload='info') for s in workers})
     raw['batched'] = {name: {} for name, *_ in cfg['sizes']}
     with started(specs, [s for s in BATCHED if has(s)]) as workers:  # fresh processes: no thread pool left spinning
@@ -239,7 +249,22 @@ def summarize(res):
                              and all(r['same_first_loss'] for r in rows)))
     for t in targets.values():
         if 'ok' not in t: t['ok'] = t['value'] >= t['target']
-    res['summary'] = dict(scalar=s, batched=rows, rounds=rounds, profile=raw['profile'], orig_max_depth=raw['orig_max_depth'])
+    gpt = {key: dict(step_ms=median(r, 'step_ms'), forward_ms=median(r, 'forward_ms'), backward_ms=median(r, 'backward_ms'),
+                     gc_ms=median(r, 'gc_ms'), gc_share=median(r, 'gc_share'), first_loss=r[0]['first_loss'],
+                     nodes=r[0].get('nodes'), reps=len(r), steps=r[0]['steps'])
+           for key, r in raw['gpt'].items()}
+    gpt_step = lambda key: [r['step_ms'] for r in raw['gpt'][key]]
+    gpt['rounds'] = {key: spread([b / a for a, b in zip(gpt_step('gpt_tensor'), gpt_step(key))]) for key in ('gpt_values', 'gpt_torch')}
+    gpt['names'] = raw['gpt_names']
+    gpt_losses = [gpt[k]['first_loss'] for k in raw['gpt']]
+    targets.update(
+        gpt_vs_values=dict(value=gpt['gpt_values']['step_ms'] / gpt['gpt_tensor']['step_ms'], target=TARGETS['gpt_vs_values']),
+        gpt_vs_torch=dict(value=gpt['gpt_torch']['step_ms'] / gpt['gpt_tensor']['step_ms'], target=TARGETS['gpt_vs_torch']),
+        gpt_same_first_loss=dict(value=gpt_losses, ok=max(gpt_losses) - min(gpt_losses) < 1e-9))
+    for t in targets.values():
+        if 'ok' not in t: t['ok'] = t['value'] >= t['target']
+    res['summary'] = dict(scalar=s, batched=rows, rounds=rounds, profile=raw['profile'], orig_max_depth=raw['orig_max_depth'],
+                          gpt=gpt)
     res['targets'] = targets
     return res
 
@@ -318,6 +343,27 @@ def batched_table(res):
     return '\n'.join(lines)
 
 
+GPT_ROWS = [('forward + backward + Adam (ms/step)', 'step_ms'), ('   building the loss graph (ms)', 'forward_ms'),
+            ('   backward (ms)', 'backward_ms'), ('   of it in the garbage collector (ms)', 'gc_ms'),
+            ('   nodes in the step graph', 'nodes')]
+
+
+def gpt_table(res):
+    "The GPT step of microgpt's size on Tensors, on Values and in torch float64, and how ours compares"
+    g = res['summary']['gpt']
+    systems = [('gpt_tensor', 'Tensor GPT (ours)'), ('gpt_values', 'ValueGPT (ours)'), ('gpt_torch', 'torch float64')]
+    def cell(key, metric):
+        v = g[key].get(metric)
+        return f"{fmt(v)} ({g[key]['gc_share']:.0%})" if metric == 'gc_ms' and v is not None else fmt(v)
+    head = ['GPT step, one name'] + [name for _, name in systems] + ['Tensor vs Values', 'Tensor vs torch']
+    lines = ['| ' + ' | '.join(head) + ' |', '|---|' + '---:|' * (len(head) - 1)]
+    for label, metric in GPT_ROWS:
+        ratios = [ratio(g[k].get(metric), g['gpt_tensor'].get(metric)) if metric in ('step_ms', 'forward_ms', 'backward_ms')
+                  else '' for k in ('gpt_values', 'gpt_torch')]
+        lines.append('| ' + ' | '.join([label] + [cell(k, metric) for k, _ in systems] + ratios) + ' |')
+    return '\n'.join(lines)
+
+
 def rounds_table(res):
     "Each ratio round by round: how the machine's drift spreads it"
     summary = res['summary']
@@ -325,6 +371,8 @@ def rounds_table(res):
     for r in summary['batched']:
         rows.append((f"{r['name']}: faster torch / faster Tensor", r['rounds']))
         if r.get('baseline_rounds'): rows.append((f"{r['name']}: baseline Tensor / ours", r['baseline_rounds']))
+    rows += [("GPT step: ValueGPT / Tensor GPT", summary['gpt']['rounds']['gpt_values']),
+             ("GPT step: torch float64 / Tensor GPT", summary['gpt']['rounds']['gpt_torch'])]
     lines = ['| ratio of step times (over 1: ours is faster) | rounds | min | median | max |', '|---|---:|---:|---:|---:|']
     lines += [f"| {label} | {r['rounds']} | {r['min']:.2f} | {r['median']:.2f} | {r['max']:.2f} |" for label, r in rows if r]
     return '\n'.join(lines)
@@ -349,6 +397,14 @@ def notes(res):
         "tracemalloc sees Python's allocations only, so torch gets the RSS growth only; RSS growth is measured with "
         "each engine building the graph first thing in a fresh process, without tracemalloc (approximate).",
         "micrograd 0.1.0 has no draw_dot in its package (it lives in a notebook of its repository).",
+        f"The GPT step: microgpt's configuration (27 tokens, a context of 16, 16 wide, 4 heads, one block: 4,192 "
+        f"weights) on one name per step, the first {s['gpt']['names']['names']} training names in turn "
+        f"({s['gpt']['names']['mean_letters']:.1f} letters on average): the mean cross-entropy of the next tokens, "
+        "backward, Adam (lr 0.01, betas (0.85, 0.99)). micrograd's GPT on Tensors and its ValueGPT of Values run in "
+        "the micrograd worker, the same model written with torch's ops in the torch worker (float64, "
+        f"{m['torch_threads']} threads); all three start from the same weights and give the same first loss: "
+        + ('yes.' if res['targets']['gpt_same_first_loss']['ok'] else 'NO.') + " Repetitions x steps: "
+        + ', '.join(f"{k[4:]} {g['reps']}x{g['steps']}" for k, g in s['gpt'].items() if k.startswith('gpt_')) + ".",
     ]
 
 
@@ -368,6 +424,7 @@ def report(res):
         "### Where a moons step's time goes", '', res['tables']['profile'], '',
         "Each phase is timed on its own (the rows do not add up to a training step).", '',
         '### Batched: micrograd Tensor against PyTorch float64', '', res['tables']['batched'], '',
+        "### A GPT training step: Tensor, Values and PyTorch", '', res['tables']['gpt'], '',
         '### The ratios round by round', '', res['tables']['rounds'], '',
         '### Targets', '',
         f"- scalar moons step >= {t['moons_speedup']['target']:g}x faster than 0.1.0: {t['moons_speedup']['value']:.1f}x: "
@@ -380,7 +437,12 @@ def report(res):
         f"{verdict(t['million_deep_chain'])}",
         f"- batched moons step >= {t['tensor_speedup']['target']:g}x faster than torch: {t['tensor_speedup']['value']:.2f}x: "
         f"{verdict(t['tensor_speedup'])}",
-        f"- the same first loss everywhere: {verdict(t['same_first_loss'])}", '',
+        f"- the same first loss everywhere: {verdict(t['same_first_loss'])}",
+        f"- GPT step on Tensors >= {t['gpt_vs_values']['target']:g}x faster than on Values: "
+        f"{t['gpt_vs_values']['value']:.0f}x: {verdict(t['gpt_vs_values'])}",
+        f"- GPT step on Tensors >= {t['gpt_vs_torch']['target']:g}x faster than torch float64: "
+        f"{t['gpt_vs_torch']['value']:.2f}x: {verdict(t['gpt_vs_torch'])}",
+        f"- the same first GPT loss everywhere: {verdict(t['gpt_same_first_loss'])}", '',
         f"Run time: {res['run_seconds']:.0f} s. Rerun: `python bench/run.py` (`--quick` for a short run).", ''])
 
 
@@ -410,7 +472,7 @@ def main(argv=None):
     summarize(res)
     res['notes'] = notes(res)
     res['tables'] = dict(scalar=scalar_table(res), profile=profile_table(res), batched=batched_table(res),
-                         rounds=rounds_table(res))
+                         gpt=gpt_table(res), rounds=rounds_table(res))
     res['report'] = text = report(res)
     print(text)
     out = args.out or (None if args.quick else BENCH)

@@ -67,8 +67,17 @@ def micrograd_engine(path, orig=False):
         return (lambda: W.batched_loss(net, params, X, y)), net.zero_grad, update
     try: from micrograd.viz import draw_dot
     except ImportError: draw_dot = None
+    def gpt(kind, seed):
+        "microgpt's GPT from `seed`, on Tensors (kind 'tensor') or of Values ('value'), with micrograd's Adam"
+        from micrograd.gpt import GPT, ValueGPT, make_batch
+        from micrograd.optim import Adam
+        model = (GPT if kind == 'tensor' else ValueGPT)(**W.GPT_SIZES, seed=seed)
+        optimizer = Adam(model.parameters(), **W.GPT_ADAM)
+        loss = (lambda tokens: model.loss(*make_batch([tokens], model.block_size))) if kind == 'tensor' else model.loss
+        return SimpleNamespace(loss=loss, zero_grad=optimizer.zero_grad, update=lambda lr: optimizer.step())
+    has_gpt = not orig and (path / 'micrograd' / 'gpt.py').exists()
     return SimpleNamespace(leaf=Value, constant=Value, scalar_model=scalar_model, walk=walk, draw_dot=draw_dot,
-                           batched=None if orig else batched, countable=True,
+                           batched=None if orig else batched, gpt=gpt if has_gpt else None, countable=True,
                            info=dict(engine='micrograd 0.1.0 (PyPI)' if orig else 'micrograd', version=version,
                                      path=str(Path(micrograd.__file__).parent),
                                      model='its nn.MLP' if make else 'bench ScalarMLP'))
@@ -105,10 +114,35 @@ def torch_engine(path):
         net = torch.nn.Sequential(linears[0], torch.nn.ReLU(), linears[1], torch.nn.ReLU(), linears[2])
         params, X, y = list(net.parameters()), torch.tensor(X), torch.tensor(y)[:, None]
         return (lambda: W.batched_loss(net, params, X, y)), net.zero_grad, updater(params)
+    def gpt_logits(weights, idx, n_head):
+        "The logits of microgpt's GPT, written with torch's ops, from `weights` in the order of micrograd's GPT"
+        wte, wpe, *blocks, lm_head = weights
+        B, T = idx.shape
+        C = wte.shape[1]
+        norm = lambda x: x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + 1e-5)
+        later = torch.triu(torch.ones(T, T, dtype=torch.bool), diagonal=1)
+        x = norm(wte[idx] + wpe[:T])
+        for c_attn, attn_proj, c_fc, mlp_proj in zip(*[iter(blocks)] * 4):
+            q, k, v = (norm(x) @ c_attn).split(C, dim=-1)
+            q, k, v = [t.view(B, T, n_head, C // n_head).transpose(1, 2) for t in (q, k, v)]
+            att = (q @ k.transpose(-2, -1) / (C // n_head) ** 0.5).masked_fill(later, float('-inf')).softmax(dim=-1)
+            x = x + (att @ v).transpose(1, 2).reshape(B, T, C) @ attn_proj
+            x = x + torch.relu(norm(x) @ c_fc) @ mlp_proj
+        return x @ lm_head
+    def gpt(kind, seed):
+        "The same GPT in torch float64, from the weights micrograd's GPT draws from `seed`, with torch's Adam"
+        import_micrograd(path)
+        from micrograd.gpt import GPT
+        weights = [torch.tensor(p.data, requires_grad=True) for p in GPT(**W.GPT_SIZES, seed=seed).parameters()]
+        optimizer = torch.optim.Adam(weights, **W.GPT_ADAM)
+        def loss(tokens):
+            logits = gpt_logits(weights, torch.tensor([tokens[:-1]]), W.GPT_SIZES['n_head'])[0]
+            return torch.nn.functional.cross_entropy(logits, torch.tensor(tokens[1:]))
+        return SimpleNamespace(loss=loss, zero_grad=optimizer.zero_grad, update=lambda lr: optimizer.step())
     config = torch.__config__.show()
     build = re.findall(r'BLAS_INFO=\w+', config) + re.findall(r'Math Kernel Library Version [\d.]+', config)
     return SimpleNamespace(leaf=leaf, constant=constant, scalar_model=scalar_model, walk=None, draw_dot=None,
-                           batched=batched, countable=False,
+                           batched=batched, gpt=gpt, countable=False,
                            info=dict(engine='torch', version=torch.__version__, threads=torch.get_num_threads(),
                                      build=build + [f"CPU capability {torch.backends.cpu.get_cpu_capability()}"]))
 
@@ -140,6 +174,14 @@ def serve(engine):
                 first_loss = W.train_steps(*steppers[key], steps=4, budget=cmd['budget'])['losses'][0]
             out = W.train_steps(*steppers[key], steps=cmd['steps'], budget=cmd['budget'])
             return dict(out, losses=out['losses'][-1:], first_loss=first_loss)  # the last loss is enough
+        if workload == 'gpt':  # the model stays from one repetition to the next, as the batched one does
+            key, first_loss, nodes = ('gpt', cmd['kind']), None, None
+            if key not in steppers:  # a new model: the loss of its first step, which also warms it up
+                steppers[key] = engine.gpt(cmd['kind'], cmd['seed'])
+                first_loss = W.gpt_steps(steppers[key], cmd['names'][:1], 1)['losses'][0]
+                if engine.countable: nodes = W.count_nodes(steppers[key].loss(cmd['names'][0]))
+            out = W.gpt_steps(steppers[key], cmd['names'], cmd['steps'])
+            return dict(out, losses=out['losses'][-1:], first_loss=first_loss, nodes=nodes)
         if workload == 'profile':
             net, params, zero_grad, _ = engine.scalar_model(cmd['seed'])
             loss = lambda: W.scalar_loss(net, params, cmd['X'], cmd['y'], engine.constant)

@@ -1,7 +1,7 @@
 """The benchmark's workloads, each written once: `worker.py` hands in an engine's pieces (its `Value`, or its
 batched tensors and model), so every system runs the same Python code. This module imports no engine.
 """
-import gc, time, tracemalloc
+import gc, itertools, time, tracemalloc
 
 perf = time.perf_counter
 
@@ -215,7 +215,16 @@ def draw(leaf, draw_dot, n):
     source = draw_dot(root).source
     return dict(nodes=count_nodes(root), draw_dot_s=perf() - t0, source_chars=len(source))
 
-# ---------------------------------------------------------------- 5. a GPT training step: to come
-# When micrograd.gpt exists, its step goes here, written once like `scalar_loss`: `gpt_loss(model, tokens, targets)`
-# for the scalar GPT (and a batched one for tensors, if there is one). Then worker.py serves it (a `gpt` command,
-# the model built in the engine's setup, as `scalar_model` is) and run.py times it (see the note in `run`).
+# ---------------------------------------------------------------- 5. the GPT training step
+# microgpt's configuration (27 tokens, a context of 16, 16 wide, 4 heads, one block: 4,192 weights), one name per
+# step: the mean cross-entropy of the name's next tokens, backward, an Adam step (lr 0.01, betas (0.85, 0.99)).
+# Each engine brings the same model from the same weights (worker.py: micrograd's GPT on Tensors, its ValueGPT of
+# Values, the same model written in torch float64); every system reads the same names in the same order.
+
+GPT_SIZES = dict(vocab_size=27, block_size=16, n_embd=16, n_head=4, n_layer=1)
+GPT_ADAM = dict(lr=0.01, betas=(0.85, 0.99))
+
+def gpt_steps(model, names, steps):
+    "`steps` training steps of `model` (its `loss(tokens)`, `zero_grad`, `update`), one name of `names` each, in turn"
+    queue = itertools.cycle(names)
+    return train_steps(lambda: model.loss(next(queue)), model.zero_grad, model.update, steps)
