@@ -16,7 +16,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 FILES = {'moons': ['moons_boundary.png', 'moons_loss.png', 'moons_model.json'],
-         'digits': ['digits_loss.png', 'digits_model.json', 'digits_predictions.png']}
+         'digits': ['digits_loss.png', 'digits_model.json', 'digits_predictions.png'],
+         'names': ['names_loss.png', 'names_attention.png', 'names_model.npz']}
 
 SITECUSTOMIZE = r'''
 import builtins, errno, os, signal, sys

@@ -65,8 +65,10 @@ BAD_USAGE = {
     '--noise -1': (['--noise', '-1'], '--noise must be a number from 0 to 1000, got -1.0'),
     '--noise abc': (['--noise', 'abc'], "--noise must be a number from 0 to 1000, got 'abc'"),
     "--out ''": (['--out', ''], "--out must be a folder path (not empty, without NUL bytes), got ''"),
-    '--task cats': (['--task', 'cats'], "--task must be moons or digits, got 'cats'"),
+    '--task cats': (['--task', 'cats'], "--task must be moons, digits or names, got 'cats'"),
     '--noise with the digits': (['--task', 'digits', '--noise', '0.2'], '--noise is for the moons only'),
+    '--noise with the names': (['--task', 'names', '--noise', '0.2'], 'is for the moons'),  # TINY's --samples is refused first: also one line
+    '--samples with the names': (['--task', 'names', '--samples', '6'], '--samples is for the moons and the digits only'),
     'an unknown flag': (['--bogus', '1'], 'unrecognized arguments: --bogus 1'),
     'a stray argument': (['stray'], 'unrecognized arguments: stray'),
 }
@@ -214,3 +216,20 @@ def test_random_flags_are_a_run_or_one_line_that_names_the_flag(seed, tmp_path, 
         assert re.search(r"--\w+|unrecognized arguments|ambiguous option|output folder|cannot write in the folder", result.lines[0]), \
             f"{args}: the error names no flag: {result.lines[0]}"
         assert 'demo()' not in result.lines[0], result.lines[0]
+
+
+def test_the_names_task_trains_a_gpt_and_saves_what_loads_back(tmp_path, command, env, fuzz_counts):
+    "`--task names`: samples printed, two pictures and the weights written, the weights load into a GPT"
+    out = tmp_path / 'names'
+    result = run(command, ['--task', 'names', '--steps', '30', '--quiet', '--out', out], env, tmp_path)
+    count(fuzz_counts, result)
+    assert result.returncode == 0 and not result.traceback, result.stderr[-2000:]
+    assert 'names it made up: ' in result.stdout and 'validation loss' in result.stdout, result.stdout
+    assert sorted(p.name for p in out.iterdir()) == sorted(FILES['names'])
+    for name in FILES['names'][:2]: assert (out / name).read_bytes().startswith(b'\x89PNG')
+    import numpy as np
+    from micrograd.gpt import GPT
+    model = GPT(27, 16, 16, 4, 1)
+    model.load_state_dict(dict(np.load(out / 'names_model.npz')))
+    hint = result.stdout.strip().splitlines()[-1]
+    assert 'load_state_dict' in hint and str(out / 'names_model.npz') in hint, hint
