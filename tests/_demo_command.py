@@ -119,9 +119,14 @@ def contents(folder):
 
 
 def whole(name, data):
-    "Is `data` a complete file of its kind: a PNG with its end chunk, a model file that parses"
+    "Is `data` a complete file of its kind: a PNG with its end chunk, a weights archive numpy reads, a model file that parses"
     if data is None: return False
     if name.endswith('.png'): return data.startswith(b'\x89PNG') and data.endswith(b'IEND\xaeB`\x82')
+    if name.endswith('.npz'):
+        import io, zipfile, numpy as np
+        try:
+            with np.load(io.BytesIO(data)) as weights: return len(weights.files) > 0
+        except (ValueError, OSError, zipfile.BadZipFile, EOFError): return False
     import json
     try: return json.loads(data)['format'] == 'micrograd'
     except (ValueError, KeyError, TypeError): return False
