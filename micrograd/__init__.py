@@ -9,7 +9,7 @@ __all__ = []
 __version__ = "0.2.0"
 
 # %% ../nbs/index.ipynb #0c5a1eac
-_MODULES = {'engine': ['Value', 'grad_rule', 'numerical_grad'], 'nn': ['Module', 'Neuron', 'Layer', 'MLP'], 'viz': ['draw_dot'],
+_MODULES = {'engine': ['Value', 'op', 'grad_rule', 'numerical_grad'], 'nn': ['Module', 'Neuron', 'Layer', 'MLP'], 'viz': ['draw_dot'],
             'losses': ['mse_loss', 'hinge_loss', 'bce_with_logits_loss', 'cross_entropy_loss'], 'optim': ['SGD', 'Adam'],
             'io': ['save_model', 'load_model', 'read_model']}
 _HOMES = {name: module for module, names in _MODULES.items() for name in names}
