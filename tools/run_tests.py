@@ -1,4 +1,5 @@
-"""The whole test suite: package in sync with the notebooks, notebooks clean, every notebook's tests pass with
+"""The whole test suite: package in sync with the notebooks, notebooks clean, the book's Colab and glossary links
+up to date (tools/book_links.py --check), every notebook's tests pass with
 every test flag on (`notest` excepted) and shows the output saved under each cell, the tests in `tests/` pass
 (pytest), and the docs build's processing step re-runs no cell.
 
@@ -222,6 +223,9 @@ def main():
     check_unchanged('nbdev_export', 'package in sync with the notebooks',
                     "Edit the notebooks in nbs/ (not micrograd/*.py), then run `nbdev_export` and commit.")
     check_unchanged('nbdev_clean', 'notebooks clean', "Run `nbdev_clean` and commit.")
+    links = subprocess.run([sys.executable, str(ROOT / 'tools' / 'book_links.py'), '--check'], cwd=ROOT, capture_output=True, text=True)
+    if links.returncode != 0: fail(f"the book's links are out of date:\n{links.stdout}{links.stderr}")
+    print(f"ok      {links.stdout.strip().removeprefix('ok').strip()} (tools/book_links.py --check)", flush=True)
     passed, failed = run_notebook_tests(flags)
     test_passed, test_failed = run_pytest()
     docs_ok = check_docs_processing() if not failed else True
