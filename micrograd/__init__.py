@@ -6,7 +6,7 @@
 __all__ = []
 
 # %% ../nbs/index.ipynb #dd75b3d9
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 # %% ../nbs/index.ipynb #0c5a1eac
 _MODULES = {'engine': ['Value', 'op', 'grad_rule', 'numerical_grad'], 'nn': ['Module', 'Neuron', 'Layer', 'MLP'], 'viz': ['draw_dot'],
