@@ -6,12 +6,34 @@
 __all__ = ['main']
 
 # %% ../nbs/07a_cli.ipynb #8f8f6a1c
-import sys
+import os, sys
+
+def _by_ctrl_c(error):
+    "Whether Ctrl-C caused `error`: a KeyboardInterrupt, or an error raised because of one (see its causes)"
+    while error is not None:
+        if isinstance(error, KeyboardInterrupt): return True
+        error = error.__cause__ or error.__context__
+    return False
+
+def _exit_now(status):
+    "Flush the output and end the process with `status`, skipping Python's shutdown (see below)"
+    sys.stdout.flush(); sys.stderr.flush()
+    os._exit(status)
+
+def _keep_ctrl_c(unraisable):
+    "sys.unraisablehook: a KeyboardInterrupt that Python had to drop is sent again, a moment later; others are printed"
+    if not issubclass(unraisable.exc_type, KeyboardInterrupt): return sys.__unraisablehook__(unraisable)
+    import signal, threading
+    threading.Timer(0.01, signal.raise_signal, (signal.SIGINT,)).start()  # once this hook has returned
 
 def main():
     "The `micrograd-demo` command as its console script runs it: Ctrl-C while the demo loads is one line, exit status 130"
+    sys.unraisablehook = _keep_ctrl_c
     try: from micrograd.demo import main as run  # loading takes a moment
-    except KeyboardInterrupt:
+    except BaseException as e:
+        if not _by_ctrl_c(e): raise
         print("micrograd-demo: error: interrupted; nothing was written", file=sys.stderr)
-        return 130
-    return run()
+        _exit_now(130)
+    status = run()
+    if status == 130: _exit_now(status)
+    return status

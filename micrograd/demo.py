@@ -16,6 +16,7 @@ from .plots import _pyplot, plot_history, plot_decision_boundary, plot_digits, p
 from .train import train_moons, train_digits, train_names, predict_classes, _scaled
 from .plots import plot_confusion  # this name and the next two: the tutorials import them from here
 from .train import moons_loss, decayed_lr
+from .cli import _by_ctrl_c
 
 # %% ../nbs/07_demo.ipynb #927ae7c0
 _TASKS = {'moons': dict(out='moons-demo', steps=100, samples=100, most=10_000, why='each step runs every point through the network',
@@ -219,6 +220,7 @@ def main(argv=None, # the options, e.g. ['--task', 'digits']; default: the comma
     except _UsageError as e: return _fail(e, 2)
     except KeyboardInterrupt: return _fail(_interrupted(before), 130)
     except Exception as e:
+        if _by_ctrl_c(e): return _fail(_interrupted(before), 130)  # Ctrl-C behind an ImportError, say
         return _fail(e if isinstance(e, (OSError, ImportError, ArithmeticError)) else f"{type(e).__name__}: {e}", 1)
 
 if __name__ == '__main__' and '__file__' in globals(): sys.exit(main())  # `python -m micrograd.demo`, not a notebook
