@@ -54,7 +54,7 @@ def _dot(xs, ws):
     "The sum of `xs[i] * ws[i]`"
     return sum(map(mul, xs[1:], ws[1:]), xs[0] * ws[0])
 
-def linear(x, # a list of n `Value`s
+def linear(x, # a list of n Values
            w, # a matrix of n rows, as a list of rows
           ):
     "`x @ w` for lists: one sum of products per column of `w`"
@@ -311,7 +311,7 @@ def make_batch(token_lists, # names encoded by a tokenizer, '.' at both ends: li
 # %% ../nbs/13_gpt.ipynb #951fb9fd
 @patch
 def loss(self:GPT,
-         idx, # (B, T) token ids, as `make_batch` gives them
+         idx, # (B, T) token ids, as make_batch gives them
          targets, # (B, T) the token after each position, -1 where there is none (padding)
         ):
     "Mean cross-entropy of the next-token logits for `idx` against `targets`, leaving out the -1s"
@@ -384,10 +384,10 @@ def generate(self:GPT,
 
 # %% ../nbs/13_gpt.ipynb #f534b54a
 def sample_names(model, # a GPT
-                 tokenizer, # the `CharTokenizer` whose tokens the model reads
+                 tokenizer, # the CharTokenizer whose tokens the model reads
                  n:int, # how many names
-                 temperature=1.0, # as in `GPT.generate`
-                 seed=None, # as in `GPT.generate`
+                 temperature=1.0, # as in GPT.generate
+                 seed=None, # as in GPT.generate
                 ):
     "`n` names written by `model`: `block_size` tokens drawn after a '.', each row cut at the next '.'"
     rows = model.generate(np.zeros((need_int(n, 'n', 'sample_names'), 1), dtype=np.intp), model.block_size,
