@@ -5,26 +5,8 @@
 # %% auto #0
 __all__ = ['main']
 
-# %% ../nbs/07a_cli.ipynb #8f8f6a1c
+# %% ../nbs/07a_cli.ipynb #a846f44b
 import os, sys
-
-def _by_ctrl_c(error):
-    "Whether Ctrl-C caused `error`: a KeyboardInterrupt, or an error raised because of one (see its causes)"
-    while error is not None:
-        if isinstance(error, KeyboardInterrupt): return True
-        error = error.__cause__ or error.__context__
-    return False
-
-def _exit_now(status):
-    "Flush the output and end the process with `status`, skipping Python's shutdown (see below)"
-    sys.stdout.flush(); sys.stderr.flush()
-    os._exit(status)
-
-def _keep_ctrl_c(unraisable):
-    "sys.unraisablehook: a KeyboardInterrupt that Python had to drop is sent again, a moment later; others are printed"
-    if not issubclass(unraisable.exc_type, KeyboardInterrupt): return sys.__unraisablehook__(unraisable)
-    import signal, threading
-    threading.Timer(0.01, signal.raise_signal, (signal.SIGINT,)).start()  # once this hook has returned
 
 def main():
     "The `micrograd-demo` command as its console script runs it: Ctrl-C while the demo loads is one line, exit status 130"
@@ -37,3 +19,24 @@ def main():
     status = run()
     if status == 130: _exit_now(status)
     return status
+
+# %% ../nbs/07a_cli.ipynb #2e1a3cd5
+def _by_ctrl_c(error):
+    "Whether Ctrl-C caused `error`: a KeyboardInterrupt, or an error raised because of one (see its causes)"
+    while error is not None:
+        if isinstance(error, KeyboardInterrupt): return True
+        error = error.__cause__ or error.__context__
+    return False
+
+# %% ../nbs/07a_cli.ipynb #130cc64f
+def _keep_ctrl_c(unraisable):
+    "sys.unraisablehook: a KeyboardInterrupt that Python had to drop is sent again, a moment later; others are printed"
+    if not issubclass(unraisable.exc_type, KeyboardInterrupt): return sys.__unraisablehook__(unraisable)
+    import signal, threading
+    threading.Timer(0.01, signal.raise_signal, (signal.SIGINT,)).start()  # once this hook has returned
+
+# %% ../nbs/07a_cli.ipynb #7447703c
+def _exit_now(status):
+    "Flush the output and end the process with `status`, skipping Python's shutdown"
+    sys.stdout.flush(); sys.stderr.flush()
+    os._exit(status)
