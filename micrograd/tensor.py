@@ -662,14 +662,14 @@ def _relu_fast(n):
 def _sum_fast(n):
     g, x, settings = n.grad, n._left, n._ctx
     if g is None: return
-    if not settings['keepdims']: g = g.reshape(_kept(x.data.shape, settings['axis']))
+    if g.ndim and not settings['keepdims']: g = g.reshape(_kept(x.data.shape, settings['axis']))  # a 0-d g broadcasts as it is
     x._accumulate(_stretched(g, x.data.shape))
 
 def _mean_fast(n):
     g, x, settings = n.grad, n._left, n._ctx
     if g is None: return
     g = g / _count(x.data.shape, settings['axis'])
-    if not settings['keepdims']: g = g.reshape(_kept(x.data.shape, settings['axis']))
+    if g.ndim and not settings['keepdims']: g = g.reshape(_kept(x.data.shape, settings['axis']))  # a 0-d g broadcasts as it is
     x._accumulate(_stretched(g, x.data.shape))
 
 Tensor._fast = {'+': _add_fast, '-': _sub_fast, '*': _mul_fast, '@': _matmul_fast, 'relu': _relu_fast,
