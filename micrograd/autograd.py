@@ -79,11 +79,11 @@ def _nodes(point):
     return [Tensor(x, requires_grad=True) for x in point]
 
 def _one_number(y, like, fn):
-    "The output of the function under check as a node of the kind of `like` (a number is a constant)"
+    "What a function `fn` calls `f` returned, as one node of the kind of `like` (a number is a constant)"
     if isinstance(y, numbers.Real) and not isinstance(y, bool): return type(like)(y)
     if isinstance(y, type(like)) and np.size(y.data) == 1: return y
-    wanted = 'a Value or a number' if type(like) is Value else 'a Tensor of one number, or a number'
-    raise TypeError(f"{fn} needs f to return {wanted}, got {describe(y)}")
+    got = f"a Tensor of shape {y.shape}" if type(y) in _node_kinds and type(y) is not Value else describe(y)
+    raise TypeError(f"{fn}(f) needs f to return one number (a Value, a Tensor of one number, or a number), got {got}")
 
 def _finite_differences(f, point, eps, fn):
     "Central differences of `f` at `point`, one per argument: a float, or an array of the argument's shape"

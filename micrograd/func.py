@@ -69,18 +69,11 @@ def _value_and_grad(f, args, argnums, fname):
         for i, x in enumerate(args):
             if i in positions: args[i] = _fresh(x, i, fname, arrays)
             elif not arrays and isinstance(x, float): args[i] = Value(x)  # a constant, of the kind f computes with
-        out = _output(f(*args), args[positions[0]], fname)
+        out = autograd._one_number(f(*args), args[positions[0]], fname)
         grads = autograd.grad(out, [args[i] for i in positions], create_graph=nested)
     value = out if nested else out.data if type(out) is Value else out.item()
     return value, (grads[0] if isinstance(argnums, int) else grads)
 
-def _output(out, like, fname):
-    "What `f` returned, as one node of the kind of `like`, or an error saying what it was"
-    if _is_number(out): return type(like)(out)
-    if isinstance(out, type(like)) and np.size(out.data) == 1: return out
-    got = f"a Tensor of shape {out.shape}" if type(out) in _node_kinds and type(out) is not Value else describe(out)
-    raise TypeError(f"{fname}(f) needs f to return one number (a Value, a Tensor of one number, or a number), "
-                    f"got {got}")
 
 # %% ../nbs/10_func.ipynb #aad5ebb5
 def grad(f, # a function of numbers (or arrays, Values, Tensors) that returns one number

@@ -688,14 +688,5 @@ def _direct(f, reflected=False):
     method.__doc__ = f"`{'other' if reflected else 'self'} {tag} {'self' if reflected else 'other'}`: the op `{f.__name__}`, built directly"
     return method
 
-def _direct_unary(f):
-    "The method `self.<op>()` of the engine's one-input op `f`, which builds its node itself"
-    tag, array = f.op, f.array
-    def method(self): return _build_tensor(Tensor, array(self.data), tag, self, None, _no_settings)
-    method.__name__ = method.__qualname__ = f.__name__
-    method.__doc__ = f"The op `{f.__name__}` of `self`, its node built directly"
-    return method
-
 Tensor.__add__, Tensor.__sub__, Tensor.__mul__, Tensor.__matmul__ = (_direct(f) for f in (add, sub, mul, matmul))
 Tensor.__radd__, Tensor.__rsub__, Tensor.__rmul__ = (_direct(f, reflected=True) for f in (add, sub, mul))
-Tensor.tanh, Tensor.relu = _direct_unary(tanh), _direct_unary(relu)
