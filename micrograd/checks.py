@@ -72,8 +72,8 @@ def need_seed(seed, fn, numpy=False):
         if integer: return random.Random(int(seed))
         raise TypeError(f"{fn}() needs seed to be None, an integer or a random.Random, got {describe(seed)}")
     import numpy as np  # here, not at the top: only the models that draw with numpy need it
-    if isinstance(seed, random.Random): return np.random.default_rng(seed.getrandbits(128))
-    if seed is None or isinstance(seed, np.random.Generator) or (integer and seed >= 0):
-        return np.random.default_rng(seed)
-    raise TypeError(f"{fn}() needs seed to be None, an integer >= 0, a random.Random or a numpy Generator, "
-                    f"got {describe(seed)}")
+    if isinstance(seed, random.Random): seed = seed.getrandbits(128)  # an integer >= 0 from it
+    elif not (seed is None or isinstance(seed, np.random.Generator) or (integer and seed >= 0)):
+        raise TypeError(f"{fn}() needs seed to be None, an integer >= 0, a random.Random or a numpy Generator, "
+                        f"got {describe(seed)}")
+    return np.random.default_rng(seed)

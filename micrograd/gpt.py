@@ -15,15 +15,13 @@ from .engine import Value
 from .autograd import no_grad
 from .losses import cross_entropy_loss
 from .nn import Module
-from .tensor import Tensor, rms_norm, cross_entropy
+from .tensor import Tensor, rms_norm
 from .checks import describe, need_int, need_real, need_list, need_seed
 
 # %% ../nbs/13_gpt.ipynb #f5890384
-_std = 0.08  # the spread of the starting weights, as in microgpt
-
 def _normal(rng, *shape):
-    "An array of `shape` drawn from N(0, 0.08**2) by `rng`"
-    return rng.normal(0.0, _std, size=shape)
+    "An array of `shape` drawn by `rng` from N(0, 0.08**2), microgpt's spread for the starting weights"
+    return rng.normal(0.0, 0.08, size=shape)
 
 # %% ../nbs/13_gpt.ipynb #c08502f9
 class _Sized(Module):
@@ -65,10 +63,6 @@ def softmax(x):
     return [ei / total for ei in e]
 
 # %% ../nbs/13_gpt.ipynb #59f7907f
-def _value_rows(array):
-    "A 2-D array as a list of rows of `Value`s"
-    return [[Value(float(v)) for v in row] for row in array]
-
 class ValueGPT(_Sized):
     "microgpt's GPT: every number a `Value`, a name read a token at a time, each layer caching keys, values"
     def __init__(self,
@@ -82,7 +76,7 @@ class ValueGPT(_Sized):
         super().__init__(vocab_size=vocab_size, block_size=block_size, n_embd=n_embd, n_head=n_head,
                          n_layer=n_layer)
         rng, C = need_seed(seed, 'ValueGPT', numpy=True), self.n_embd
-        def draw(*shape): return _value_rows(_normal(rng, *shape))
+        def draw(*shape): return [[Value(float(v)) for v in row] for row in _normal(rng, *shape)]  # rows of Values
         self.wte, self.wpe = draw(self.vocab_size, C), draw(self.block_size, C)
         self.layers = [dict(c_attn=draw(C, 3 * C), attn_proj=draw(C, C),
                             c_fc=draw(C, 4 * C), mlp_proj=draw(4 * C, C)) for _ in range(self.n_layer)]
@@ -112,22 +106,19 @@ def forward(self:ValueGPT, token, pos, cache):
 def loss(self:ValueGPT,
          tokens): # a name encoded, '.' at both ends: at least two token ids
     "Mean cross-entropy of each next token of `tokens`, reading them one at a time"
-    tokens = _tokens(tokens, self.vocab_size, 'ValueGPT.loss')
+    tokens = _tokens(tokens, 'ValueGPT.loss', high=self.vocab_size - 1)
     cache = [([], []) for _ in self.layers]
     n = min(len(tokens) - 1, self.block_size)
     logits = [self.forward(tokens[t], t, cache) for t in range(n)]
     return cross_entropy_loss(logits, tokens[1:n + 1])
 
 # %% ../nbs/13_gpt.ipynb #5f84b655
-def _tokens(tokens, vocab_size, fn):
-    "`tokens` as a list of at least two ints from 0 to `vocab_size` - 1, else an error naming `fn`"
+def _tokens(tokens, fn, high=None):
+    "`tokens` as a list of at least two ints from 0 to `high` (if given), else an error naming `fn`"
     tokens = need_list(tokens, 'tokens', fn, 'a list of token ids')
     if len(tokens) < 2:
         raise ValueError(f"{fn}() needs at least two tokens (one to read, one to guess), got {len(tokens)}")
-    tokens = [need_int(t, f'tokens[{i}]', fn, low=0) for i, t in enumerate(tokens)]
-    if max(tokens) >= vocab_size:
-        raise ValueError(f"{fn}() needs token ids below vocab_size={vocab_size}, got {max(tokens)}")
-    return tokens
+    return [need_int(t, f'tokens[{i}]', fn, low=0, high=high) for i, t in enumerate(tokens)]
 
 # %% ../nbs/13_gpt.ipynb #82ba4e58
 def _weight(rng, *shape):
@@ -251,7 +242,7 @@ def make_batch(token_lists, # names encoded by a tokenizer, '.' at both ends: li
     token_lists = need_list(token_lists, 'token_lists', 'make_batch', 'a list of token lists')
     block_size = need_int(block_size, 'block_size', 'make_batch')
     if not token_lists: raise ValueError("make_batch() needs at least one list of tokens, got none")
-    token_lists = [_tokens(t, math.inf, 'make_batch') for t in token_lists]
+    token_lists = [_tokens(t, 'make_batch') for t in token_lists]
     T = min(max(len(t) for t in token_lists) - 1, block_size)
     idx, targets = np.zeros((len(token_lists), T), dtype=np.intp), np.full((len(token_lists), T), -1)
     for row, tokens in enumerate(token_lists):
