@@ -7,7 +7,7 @@ __all__ = ['linear', 'rmsnorm', 'softmax', 'ValueGPT', 'Embedding', 'CausalSelfA
            'sample_names']
 
 # %% ../nbs/13_gpt.ipynb #95561f3d
-import functools, math, numbers, random
+import functools, math
 from operator import mul
 import numpy as np
 from fastcore.basics import patch
@@ -15,39 +15,27 @@ from .engine import Value
 from .autograd import no_grad
 from .losses import cross_entropy_loss
 from .nn import Module
-from .tensor import Tensor, rms_norm, cross_entropy
-from .checks import describe, need_int, need_list, need_real
+from .tensor import Tensor, rms_norm
+from .checks import describe, need_int, need_real, need_list, need_seed
 
 # %% ../nbs/13_gpt.ipynb #f5890384
-_std = 0.08  # the spread of the starting weights, as in microgpt
-
-def _generator(seed, fn):
-    "`seed` (None, an int >= 0, a random.Random or a numpy Generator) as a Generator, else a TypeError"
-    if seed is None or isinstance(seed, np.random.Generator): return np.random.default_rng(seed)
-    if isinstance(seed, random.Random): return np.random.default_rng(seed.getrandbits(128))
-    if isinstance(seed, numbers.Integral) and not isinstance(seed, bool) and seed >= 0:
-        return np.random.default_rng(int(seed))
-    raise TypeError(f"{fn}() needs seed to be None, an integer >= 0, a random.Random or a numpy Generator, "
-                    f"got {describe(seed)}")
-
 def _normal(rng, *shape):
-    "An array of `shape` drawn from N(0, 0.08**2) by `rng`"
-    return rng.normal(0.0, _std, size=shape)
+    "An array of `shape` drawn by `rng` from N(0, 0.08**2), microgpt's spread for the starting weights"
+    return rng.normal(0.0, 0.08, size=shape)
 
 # %% ../nbs/13_gpt.ipynb #c08502f9
-def _sizes(fn, vocab_size, block_size, n_embd, n_head, n_layer):
-    "The five sizes of a GPT as ints, else an error naming `fn` and the size"
-    n_embd, n_head = _width(fn, n_embd, n_head)
-    return (need_int(vocab_size, 'vocab_size', fn), need_int(block_size, 'block_size', fn), n_embd, n_head,
-            need_int(n_layer, 'n_layer', fn))
+class _Sized(Module):
+    "A `Module` made from sizes: `__init__` checks and keeps them, the repr shows them, e.g. `MLP(n_embd=16)`"
+    def __init__(self, **sizes):
+        fn = type(self).__name__
+        for name, size in sizes.items(): setattr(self, name, need_int(size, name, fn))
+        if 'n_head' in sizes and self.n_embd % self.n_head:
+            raise ValueError(f"{fn}() needs n_embd to be a multiple of n_head, so that the heads share it "
+                             f"evenly, got n_embd={self.n_embd} and n_head={self.n_head}")
 
-def _width(fn, n_embd, n_head):
-    "`n_embd` and `n_head` as ints, `n_embd` a multiple of `n_head`, else an error naming `fn`"
-    n_embd, n_head = need_int(n_embd, 'n_embd', fn), need_int(n_head, 'n_head', fn)
-    if n_embd % n_head:
-        raise ValueError(f"{fn}() needs n_embd to be a multiple of n_head, so that the heads share it "
-                         f"evenly, got n_embd={n_embd} and n_head={n_head}")
-    return n_embd, n_head
+    def __repr__(self):
+        sizes = ', '.join(f'{name}={size}' for name, size in vars(self).items() if type(size) is int)
+        return f"{type(self).__name__}({sizes})"
 
 # %% ../nbs/13_gpt.ipynb #09ae509f
 def _dot(xs, ws):
@@ -75,11 +63,7 @@ def softmax(x):
     return [ei / total for ei in e]
 
 # %% ../nbs/13_gpt.ipynb #59f7907f
-def _value_rows(array):
-    "A 2-D array as a list of rows of `Value`s"
-    return [[Value(float(v)) for v in row] for row in array]
-
-class ValueGPT(Module):
+class ValueGPT(_Sized):
     "microgpt's GPT: every number a `Value`, a name read a token at a time, each layer caching keys, values"
     def __init__(self,
                  vocab_size:int, # how many tokens there are
@@ -89,24 +73,14 @@ class ValueGPT(Module):
                  n_layer:int, # the number of blocks
                  seed=None, # an int, a random.Random or a numpy Generator to draw the weights; None: fresh
                 ):
-        self.vocab_size, self.block_size, self.n_embd, self.n_head, self.n_layer = \
-            _sizes('ValueGPT', vocab_size, block_size, n_embd, n_head, n_layer)
-        rng, C = _generator(seed, 'ValueGPT'), self.n_embd
-        def draw(*shape): return _value_rows(_normal(rng, *shape))
+        super().__init__(vocab_size=vocab_size, block_size=block_size, n_embd=n_embd, n_head=n_head,
+                         n_layer=n_layer)
+        rng, C = need_seed(seed, 'ValueGPT', numpy=True), self.n_embd
+        def draw(*shape): return [[Value(float(v)) for v in row] for row in _normal(rng, *shape)]  # rows of Values
         self.wte, self.wpe = draw(self.vocab_size, C), draw(self.block_size, C)
         self.layers = [dict(c_attn=draw(C, 3 * C), attn_proj=draw(C, C),
                             c_fc=draw(C, 4 * C), mlp_proj=draw(4 * C, C)) for _ in range(self.n_layer)]
         self.lm_head = draw(C, self.vocab_size)
-
-    def parameters(self):
-        "Every weight, matrix by matrix and row by row, in the order they were drawn"
-        blocks = [matrix for layer in self.layers for matrix in layer.values()]
-        matrices = [self.wte, self.wpe] + blocks + [self.lm_head]
-        return [p for m in matrices for row in m for p in row]
-
-    def __repr__(self):
-        return (f"ValueGPT(vocab_size={self.vocab_size}, block_size={self.block_size}, "
-                f"n_embd={self.n_embd}, n_head={self.n_head}, n_layer={self.n_layer})")
 
 # %% ../nbs/13_gpt.ipynb #7ee9d112
 @patch
@@ -132,22 +106,19 @@ def forward(self:ValueGPT, token, pos, cache):
 def loss(self:ValueGPT,
          tokens): # a name encoded, '.' at both ends: at least two token ids
     "Mean cross-entropy of each next token of `tokens`, reading them one at a time"
-    tokens = _tokens(tokens, self.vocab_size, 'ValueGPT.loss')
+    tokens = _tokens(tokens, 'ValueGPT.loss', high=self.vocab_size - 1)
     cache = [([], []) for _ in self.layers]
     n = min(len(tokens) - 1, self.block_size)
     logits = [self.forward(tokens[t], t, cache) for t in range(n)]
     return cross_entropy_loss(logits, tokens[1:n + 1])
 
 # %% ../nbs/13_gpt.ipynb #5f84b655
-def _tokens(tokens, vocab_size, fn):
-    "`tokens` as a list of at least two ints from 0 to `vocab_size` - 1, else an error naming `fn`"
+def _tokens(tokens, fn, high=None):
+    "`tokens` as a list of at least two ints from 0 to `high` (if given), else an error naming `fn`"
     tokens = need_list(tokens, 'tokens', fn, 'a list of token ids')
     if len(tokens) < 2:
         raise ValueError(f"{fn}() needs at least two tokens (one to read, one to guess), got {len(tokens)}")
-    tokens = [need_int(t, f'tokens[{i}]', fn, low=0) for i, t in enumerate(tokens)]
-    if max(tokens) >= vocab_size:
-        raise ValueError(f"{fn}() needs token ids below vocab_size={vocab_size}, got {max(tokens)}")
-    return tokens
+    return [need_int(t, f'tokens[{i}]', fn, low=0, high=high) for i, t in enumerate(tokens)]
 
 # %% ../nbs/13_gpt.ipynb #82ba4e58
 def _weight(rng, *shape):
@@ -155,17 +126,13 @@ def _weight(rng, *shape):
     return Tensor(_normal(rng, *shape), requires_grad=True)
 
 # %% ../nbs/13_gpt.ipynb #a901a20d
-class Embedding(Module):
+class Embedding(_Sized):
     "A table of `num` rows of `dim` numbers: called on an array of ids, the row of each id"
     def __init__(self, num:int, dim:int, seed=None):
-        self.num, self.dim = need_int(num, 'num', 'Embedding'), need_int(dim, 'dim', 'Embedding')
-        self.weight = _weight(_generator(seed, 'Embedding'), self.num, self.dim)
+        super().__init__(num=num, dim=dim)
+        self.weight = _weight(need_seed(seed, 'Embedding', numpy=True), self.num, self.dim)
 
     def __call__(self, idx): return self.weight[idx]
-
-    def parameters(self): return [self.weight]
-
-    def __repr__(self): return f"Embedding({self.num}, {self.dim})"
 
 # %% ../nbs/13_gpt.ipynb #4381013b
 @functools.cache  # one mask per length, made once
@@ -173,11 +140,11 @@ def _future(T):
     "A (T, T) array of bools, True where the key's position comes after the query's"
     return np.triu(np.ones((T, T), dtype=bool), k=1)
 
-class CausalSelfAttention(Module):
+class CausalSelfAttention(_Sized):
     "`n_head` heads of attention, each position looking at itself and the positions before it"
     def __init__(self, n_embd:int, n_head:int, seed=None):
-        self.n_embd, self.n_head = _width('CausalSelfAttention', n_embd, n_head)
-        rng, C = _generator(seed, 'CausalSelfAttention'), self.n_embd
+        super().__init__(n_embd=n_embd, n_head=n_head)
+        rng, C = need_seed(seed, 'CausalSelfAttention', numpy=True), self.n_embd
         self.c_attn = _weight(rng, C, 3 * C)  # the query, key and value maps, side by side
         self.c_proj = _weight(rng, C, C)
 
@@ -199,43 +166,31 @@ class CausalSelfAttention(Module):
         B, T, C = x.shape
         return (att @ v).transpose(0, 2, 1, 3).reshape(B, T, C) @ self.c_proj
 
-    def parameters(self): return [self.c_attn, self.c_proj]
-
-    def __repr__(self): return f"CausalSelfAttention(n_embd={self.n_embd}, n_head={self.n_head})"
-
 # %% ../nbs/13_gpt.ipynb #cfcda7ec
-class MLP(Module):
+class MLP(_Sized):
     "A layer `4 * n_embd` wide with ReLU, and one back to `n_embd`, on each position"
     def __init__(self, n_embd:int, seed=None):
-        self.n_embd = need_int(n_embd, 'n_embd', 'MLP')
-        rng = _generator(seed, 'MLP')
+        super().__init__(n_embd=n_embd)
+        rng = need_seed(seed, 'MLP', numpy=True)
         self.c_fc = _weight(rng, self.n_embd, 4 * self.n_embd)
         self.c_proj = _weight(rng, 4 * self.n_embd, self.n_embd)
 
     def __call__(self, x): return (x @ self.c_fc).relu() @ self.c_proj
 
-    def parameters(self): return [self.c_fc, self.c_proj]
-
-    def __repr__(self): return f"MLP(n_embd={self.n_embd})"
-
 # %% ../nbs/13_gpt.ipynb #f1b4ad61
-class Block(Module):
+class Block(_Sized):
     "A transformer block: attention, then the MLP, each added to its input"
     def __init__(self, n_embd:int, n_head:int, seed=None):
-        n_embd, n_head = _width('Block', n_embd, n_head)
-        rng = _generator(seed, 'Block')
+        super().__init__(n_embd=n_embd, n_head=n_head)
+        rng = need_seed(seed, 'Block', numpy=True)
         self.attn, self.mlp = CausalSelfAttention(n_embd, n_head, seed=rng), MLP(n_embd, seed=rng)
 
     def __call__(self, x):
         x = x + self.attn(rms_norm(x))
         return x + self.mlp(rms_norm(x))
 
-    def parameters(self): return self.attn.parameters() + self.mlp.parameters()
-
-    def __repr__(self): return f"Block(n_embd={self.attn.n_embd}, n_head={self.attn.n_head})"
-
 # %% ../nbs/13_gpt.ipynb #bd77fc65
-class GPT(Module):
+class GPT(_Sized):
     "A GPT: token and position embeddings, `n_layer` blocks, a linear map to the logits of the next token"
     def __init__(self,
                  vocab_size:int, # how many tokens there are
@@ -245,9 +200,9 @@ class GPT(Module):
                  n_layer:int, # the number of blocks
                  seed=None, # an int, a random.Random or a numpy Generator to draw the weights; None: fresh
                 ):
-        self.vocab_size, self.block_size, self.n_embd, self.n_head, self.n_layer = \
-            _sizes('GPT', vocab_size, block_size, n_embd, n_head, n_layer)
-        rng, C = _generator(seed, 'GPT'), self.n_embd
+        super().__init__(vocab_size=vocab_size, block_size=block_size, n_embd=n_embd, n_head=n_head,
+                         n_layer=n_layer)
+        rng, C = need_seed(seed, 'GPT', numpy=True), self.n_embd
         self.wte = Embedding(self.vocab_size, C, seed=rng)
         self.wpe = Embedding(self.block_size, C, seed=rng)
         self.h = [Block(C, self.n_head, seed=rng) for _ in range(self.n_layer)]
@@ -262,19 +217,6 @@ class GPT(Module):
         x = rms_norm(self.wte(idx) + self.wpe(np.arange(idx.shape[1])))
         for block in self.h: x = block(x)
         return x @ self.lm_head
-
-    def parameters(self):
-        "`wte`, `wpe`, each block's four matrices and `lm_head`: the order of `ValueGPT.parameters()`"
-        blocks = [p for block in self.h for p in block.parameters()]
-        return self.wte.parameters() + self.wpe.parameters() + blocks + [self.lm_head]
-
-    def zero_grad(self):
-        "Set every parameter's `.grad` to None: no gradient yet"
-        for p in self.parameters(): p.grad = None
-
-    def __repr__(self):
-        return (f"GPT(vocab_size={self.vocab_size}, block_size={self.block_size}, "
-                f"n_embd={self.n_embd}, n_head={self.n_head}, n_layer={self.n_layer})")
 
 # %% ../nbs/13_gpt.ipynb #cd3254ba
 def _token_ids(idx, model, fn, any_length=False):
@@ -300,7 +242,7 @@ def make_batch(token_lists, # names encoded by a tokenizer, '.' at both ends: li
     token_lists = need_list(token_lists, 'token_lists', 'make_batch', 'a list of token lists')
     block_size = need_int(block_size, 'block_size', 'make_batch')
     if not token_lists: raise ValueError("make_batch() needs at least one list of tokens, got none")
-    token_lists = [_tokens(t, math.inf, 'make_batch') for t in token_lists]
+    token_lists = [_tokens(t, 'make_batch') for t in token_lists]
     T = min(max(len(t) for t in token_lists) - 1, block_size)
     idx, targets = np.zeros((len(token_lists), T), dtype=np.intp), np.full((len(token_lists), T), -1)
     for row, tokens in enumerate(token_lists):
@@ -330,15 +272,6 @@ def loss(self:GPT,
 
 # %% ../nbs/13_gpt.ipynb #4ed28b77
 @patch
-def named_parameters(self:GPT):
-    "`(name, parameter)` pairs, in the order of `parameters()`, named as in nanoGPT"
-    named = [('wte.weight', self.wte.weight), ('wpe.weight', self.wpe.weight)]
-    for i, block in enumerate(self.h):
-        named += [(f'h.{i}.attn.c_attn', block.attn.c_attn), (f'h.{i}.attn.c_proj', block.attn.c_proj),
-                  (f'h.{i}.mlp.c_fc', block.mlp.c_fc), (f'h.{i}.mlp.c_proj', block.mlp.c_proj)]
-    return named + [('lm_head', self.lm_head)]
-
-@patch
 def state_dict(self:GPT):
     "Every weight by its name: a dict of copies of the arrays"
     return {name: p.data.copy() for name, p in self.named_parameters()}
@@ -349,15 +282,15 @@ def load_state_dict(self:GPT, state):
     fn = 'GPT.load_state_dict'
     if not isinstance(state, dict):
         raise TypeError(f"{fn}() needs state to be a dict, got {describe(state)}")
-    named = self.named_parameters()
-    missing, extra = sorted({n for n, _ in named} - set(state)), sorted(set(state) - {n for n, _ in named})
+    named = dict(self.named_parameters())
+    missing, extra = sorted(set(named) - set(state)), sorted(set(state) - set(named))
     if missing or extra:
         raise ValueError(f"{fn}() needs the weights of {self!r}: missing {missing}, unexpected {extra}")
-    arrays = {name: np.asarray(state[name], dtype=np.float64) for name, _ in named}
-    for name, p in named:
+    arrays = {name: np.asarray(state[name], dtype=np.float64) for name in named}
+    for name, p in named.items():
         if arrays[name].shape != p.shape:
             raise ValueError(f"{fn}() needs {name} of shape {p.shape}, got {arrays[name].shape}")
-    for name, p in named: p.data[...] = arrays[name]
+    for name, p in named.items(): p.data[...] = arrays[name]
 
 # %% ../nbs/13_gpt.ipynb #1b16001e
 @patch
@@ -372,7 +305,7 @@ def generate(self:GPT,
     n = need_int(max_new_tokens, 'max_new_tokens', 'GPT.generate', low=0)
     temperature = need_real(temperature, 'temperature', 'GPT.generate', low=0.0, low_open=True,
                             high_open=True)
-    rng = _generator(seed, 'GPT.generate')
+    rng = need_seed(seed, 'GPT.generate', numpy=True)
     with no_grad():
         for _ in range(n):
             logits = self._forward(idx[:, -self.block_size:]).data[:, -1] / temperature

@@ -6,21 +6,31 @@
 __all__ = ['Module', 'Neuron', 'Layer', 'MLP']
 
 # %% ../nbs/02_nn.ipynb #cb65b92a
-import numbers, random
 from operator import mul
 from .engine import Value
-from .checks import describe, need_int, need_values
+from .checks import describe, need_int, need_seed, need_values
 
 # %% ../nbs/02_nn.ipynb #2f23d33f
 class Module:
     "Base class for anything with trainable parameters: a neuron, a layer, a whole network"
+    def named_parameters(self):
+        "`(name, parameter)` for every `Value` or `Tensor` in this module's attributes, in the order they were set"
+        return [pair for name, x in vars(self).items() for pair in _named(name, x)]
+
     def parameters(self):
-        "Every trainable `Value` in this module, in a fixed order"
-        return []
+        "Every trainable `Value` (or `Tensor`) in this module, in the order of `named_parameters`"
+        return [p for _, p in self.named_parameters()]
 
     def zero_grad(self):
-        "Set the `.grad` of every parameter back to 0"
-        for p in self.parameters(): p.grad = 0.0
+        "Set the `.grad` of every parameter back to where a gradient starts: 0 for a `Value`, None for a `Tensor`"
+        for p in self.parameters(): p.grad = p._zero
+
+def _named(name, x):
+    "The `(name, parameter)` pairs in the attribute `x`: a parameter, a `Module`, or a list, tuple or dict of them"
+    if hasattr(x, '_zero'): return [(name, x)]  # a Value or a Tensor
+    if isinstance(x, Module): return [(f'{name}.{n}', p) for n, p in x.named_parameters()]
+    items = x.items() if isinstance(x, dict) else enumerate(x) if isinstance(x, (list, tuple)) else []
+    return [pair for key, item in items for pair in _named(f'{name}.{key}', item)]
 
 # %% ../nbs/02_nn.ipynb #39a156bb
 _activations = {'tanh': Value.tanh, 'relu': Value.relu, 'sigmoid': Value.sigmoid, 'linear': None}
@@ -31,15 +41,6 @@ def _activation(act, fn, name='act'):
     known = ', '.join(repr(a) for a in _activations)
     raise ValueError(f"{fn}() needs {name} to be one of {known}, got {describe(act)}")
 
-# %% ../nbs/02_nn.ipynb #8aa18cc0
-def _generator(seed, fn):
-    "Where a model draws its weights from: the `random` module for None, `random.Random(seed)` for an int, a `random.Random` as it is"
-    if seed is None or seed is random: return random
-    if isinstance(seed, random.Random): return seed
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
-        raise TypeError(f"{fn}() needs seed to be None, an integer or a random.Random, got {describe(seed)}")
-    return random.Random(int(seed))
-
 # %% ../nbs/02_nn.ipynb #e021df5f
 class Neuron(Module):
     "`act(w · x + b)`: `nin` weights drawn from U(-1, 1), a bias starting at 0, and an activation named `act`"
@@ -48,7 +49,7 @@ class Neuron(Module):
                  act='tanh',     # 'tanh', 'relu', 'sigmoid' or 'linear'
                  seed=None):     # None: draw the weights from the `random` module; an int or a `random.Random`: from that
         self.nin, self.act, self._act = need_int(nin, 'nin', 'Neuron'), act, _activation(act, 'Neuron')
-        rng = _generator(seed, 'Neuron')
+        rng = need_seed(seed, 'Neuron')
         self.w = [Value(rng.uniform(-1, 1)) for _ in range(self.nin)]
         self.b = Value(0.0)
 
@@ -60,10 +61,6 @@ class Neuron(Module):
         "The output for `x`, a list of `nin` `Value`s, without checks: layers call this"
         out = sum(map(mul, self.w, x), self.b)
         return out if self._act is None else self._act(out)
-
-    def parameters(self):
-        "The weights, then the bias"
-        return self.w + [self.b]
 
     def __repr__(self): return f"Neuron({self.nin}, act={self.act!r})"
 
@@ -80,7 +77,7 @@ class Layer(Module):
     def __init__(self, nin:int, nout:int, act='tanh', seed=None):
         self.nin, self.nout, self.act = need_int(nin, 'nin', 'Layer'), need_int(nout, 'nout', 'Layer'), act
         _activation(act, 'Layer')
-        rng = _generator(seed, 'Layer')
+        rng = need_seed(seed, 'Layer')
         self.neurons = [Neuron(self.nin, act, seed=rng) for _ in range(self.nout)]
 
     def __call__(self, x):
@@ -91,10 +88,6 @@ class Layer(Module):
     def _forward(self, x):
         "Every neuron's output for `x`, a list of `nin` `Value`s, without checks"
         return [n._forward(x) for n in self.neurons]
-
-    def parameters(self):
-        "Every neuron's parameters, neuron by neuron"
-        return [p for n in self.neurons for p in n.parameters()]
 
     def __repr__(self): return f"Layer({self.nin} -> {self.nout}, act={self.act!r})"
 
@@ -113,7 +106,7 @@ class MLP(Module):
         nouts = [need_int(n, 'every size in nouts', 'MLP') for n in nouts]
         _activation(act, 'MLP'), _activation(out_act, 'MLP', 'out_act')
         self.nin, self.nouts, self.act, self.out_act = nin, nouts, act, out_act
-        sizes, rng = [nin] + nouts, _generator(seed, 'MLP')
+        sizes, rng = [nin] + nouts, need_seed(seed, 'MLP')
         self.layers = [Layer(sizes[i], sizes[i + 1], act if i < len(nouts) - 1 else out_act, seed=rng)
                        for i in range(len(nouts))]
 
@@ -122,10 +115,6 @@ class MLP(Module):
         x = _inputs(self, x)
         for layer in self.layers: x = layer._forward(x)
         return x[0] if len(x) == 1 else x
-
-    def parameters(self):
-        "Every layer's parameters, layer by layer"
-        return [p for layer in self.layers for p in layer.parameters()]
 
     def __repr__(self):
         return f"MLP({self.nin} -> {self.nouts}, act={self.act!r}, out_act={self.out_act!r})"

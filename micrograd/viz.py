@@ -83,7 +83,7 @@ def draw_dot(root, # the output, a Value (or a Tensor): everything it depends on
         if c is None: cut[p] = True
         else: body.append(f'\tv{c} -> op{p}\n')
     if len(shown) < len(nodes): _add_budget_note(body, len(nodes) - len(shown), max_nodes, cut, 'Tensors' if tensors else 'Values')
-    if color_grad: _add_color_legend(graph)
+    if color_grad: graph.attr(label=_LEGEND, fontsize='12')
     return graph
 
 # %% ../nbs/01_viz.ipynb #68b2a932
@@ -127,23 +127,18 @@ class ValueGraph(graphviz.Digraph):
 
 # %% ../nbs/01_viz.ipynb #5de7dd45
 _POSITIVE, _NEGATIVE = (66, 133, 244), (234, 67, 53)  # fill at the largest |grad|: blue, red
+_LEGEND = 'fill: blue grad > 0, red grad < 0, darker = larger |grad|'  # the caption under a coloured graph
 
 def _grad_fills(values):
     "A fill colour per value: white for grad 0, blue (> 0) or red (< 0) that darkens with |grad|"
-    finite = [abs(v.grad) for v in values if math.isfinite(v.grad)]
-    largest = max(finite, default=0.0)
-    fills = []
-    for v in values:
-        g = v.grad
-        if g == 0 or (largest == 0 and math.isfinite(g)): fills.append('#ffffff'); continue
-        t = math.sqrt(min(abs(g) / largest, 1.0)) if math.isfinite(g) else 1.0
-        r, gr, b = (round(255 + t * (x - 255)) for x in (_NEGATIVE if g < 0 else _POSITIVE))
-        fills.append(f'#{r:02x}{gr:02x}{b:02x}')
-    return fills
+    largest = max((abs(v.grad) for v in values if math.isfinite(v.grad)), default=0.0)
+    return [_fill(v.grad, largest) for v in values]
 
-def _add_color_legend(graph):
-    "A caption that says what the fill colours mean"
-    graph.attr(label='fill: blue grad > 0, red grad < 0, darker = larger |grad|', fontsize='12')
+def _fill(g, largest):
+    "The fill for the gradient `g`, when the largest finite |grad| in the picture is `largest`"
+    if g == 0 or (largest == 0 and math.isfinite(g)): return '#ffffff'
+    t = math.sqrt(min(abs(g) / largest, 1.0)) if math.isfinite(g) else 1.0
+    return '#' + ''.join(f'{round(255 + t * (x - 255)):02x}' for x in (_NEGATIVE if g < 0 else _POSITIVE))
 
 # %% ../nbs/01_viz.ipynb #0a7d2291
 def _add_budget_note(body, hidden, max_nodes, cut, kind='Values'):

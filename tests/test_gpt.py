@@ -69,7 +69,8 @@ def test_value_gpt_sizes():
 # ---------------------------------------------------------------- tokens
 
 @pytest.mark.parametrize('tokens,error,words', [([0], ValueError, 'at least two'), ([], ValueError, 'at least two'),
-                                                ([0, 27], ValueError, 'vocab_size=27'), ([0, -1], ValueError, 'tokens[1]'),
+                                                ([0, 27], ValueError, 'tokens[1] to be an integer from 0 to 26'),
+                                                ([0, -1], ValueError, 'tokens[1]'),
                                                 ([0, 1.0], TypeError, 'tokens[1]'), ('ab', TypeError, 'tokens'),
                                                 (5, TypeError, 'tokens')])
 def test_value_gpt_loss_bad_tokens(tokens, error, words):
