@@ -33,13 +33,12 @@ def _named(name, x):
     return [pair for key, item in items for pair in _named(f'{name}.{key}', item)]
 
 # %% ../nbs/02_nn.ipynb #39a156bb
-_activations = {'tanh': Value.tanh, 'relu': Value.relu, 'sigmoid': Value.sigmoid, 'linear': None}
+_activations = ('tanh', 'relu', 'sigmoid', 'linear')
 
-def _activation(act, fn, name='act'):
-    "The function for the activation named `act` (None for 'linear'), else a ValueError naming `fn` and `name`"
-    if isinstance(act, str) and act in _activations: return _activations[act]
-    known = ', '.join(repr(a) for a in _activations)
-    raise ValueError(f"{fn}() needs {name} to be one of {known}, got {describe(act)}")
+def _activation(act, fn, name='act', kind=Value):
+    "The method of `kind` for the activation named `act` (None for 'linear'), else a ValueError naming `fn` and `name`"
+    if isinstance(act, str) and act in _activations: return None if act == 'linear' else getattr(kind, act)
+    raise ValueError(f"{fn}() needs {name} to be one of {', '.join(map(repr, _activations))}, got {describe(act)}")
 
 # %% ../nbs/02_nn.ipynb #e021df5f
 class Neuron(Module):
@@ -100,10 +99,7 @@ class MLP(Module):
                  act='tanh',          # activation of the hidden layers
                  out_act='linear',    # activation of the output layer
                  seed=None):          # None: draw the weights from the `random` module; an int or a `random.Random`: from that
-        nin = need_int(nin, 'nin', 'MLP')
-        if not isinstance(nouts, (list, tuple)) or not nouts:
-            raise TypeError(f"MLP() needs nouts to be a non-empty list of layer sizes such as [4, 4, 1], got {describe(nouts)}")
-        nouts = [need_int(n, 'every size in nouts', 'MLP') for n in nouts]
+        nin, nouts = _sizes(nin, nouts, 'MLP')
         _activation(act, 'MLP'), _activation(out_act, 'MLP', 'out_act')
         self.nin, self.nouts, self.act, self.out_act = nin, nouts, act, out_act
         sizes, rng = [nin] + nouts, need_seed(seed, 'MLP')
@@ -118,3 +114,10 @@ class MLP(Module):
 
     def __repr__(self):
         return f"MLP({self.nin} -> {self.nouts}, act={self.act!r}, out_act={self.out_act!r})"
+
+def _sizes(nin, nouts, fn):
+    "`nin` and the layer sizes `nouts` (a non-empty list) as ints, else an error naming `fn`"
+    nin = need_int(nin, 'nin', fn)
+    if not isinstance(nouts, (list, tuple)) or not nouts:
+        raise TypeError(f"{fn}() needs nouts to be a non-empty list of layer sizes such as [4, 4, 1], got {describe(nouts)}")
+    return nin, [need_int(n, 'every size in nouts', fn) for n in nouts]

@@ -6,13 +6,13 @@
 __all__ = ['matmul', 'Tensor', 'layer_norm', 'rms_norm', 'mse_loss', 'hinge_loss', 'cross_entropy', 'Linear', 'MLP']
 
 # %% ../nbs/11_tensor.ipynb #ab394230
-import math, numbers, random
+import math, numbers
 import numpy as np
 from fastcore.basics import patch
-from .checks import describe, need_int, need_real
+from .checks import describe, need_int, need_real, need_seed
 from .engine import (Value, op, plain, is_grad_enabled, backpropagate, _node_kinds, _reflected,
                               add, sub, mul, div, power, power_both, exp, log, tanh, relu, sigmoid)
-from .nn import Module
+from .nn import Module, _activation, _sizes
 from . import engine
 
 # %% ../nbs/11_tensor.ipynb #f98de9c7
@@ -553,19 +553,6 @@ def cross_entropy(logits:Tensor, # (n, classes): one row of scores per sample
     return -logits.log_softmax(axis=1)[np.arange(n), targets].mean()
 
 # %% ../nbs/11_tensor.ipynb #8013ddfb
-_activations = {'tanh': tanh, 'relu': relu, 'sigmoid': sigmoid, 'linear': None}
-
-def _activation(act, fn, name='act'):
-    "The op for the activation named `act` (None for 'linear'), else a ValueError naming `fn` and `name`"
-    if isinstance(act, str) and act in _activations: return _activations[act]
-    raise ValueError(f"{fn}() needs {name} to be one of {', '.join(map(repr, _activations))}, got {describe(act)}")
-
-def _generator(seed, fn):
-    "The generator for `seed`: the `random` module for None, `random.Random(seed)` for an int, a `random.Random` as is"
-    if seed is None or isinstance(seed, random.Random): return seed or random
-    if isinstance(seed, numbers.Integral) and not isinstance(seed, bool): return random.Random(int(seed))
-    raise TypeError(f"{fn}() needs seed to be None, an int or a random.Random, got {describe(seed)}")
-
 class Linear(Module):
     "`x @ w + b` for a batch `x` of shape (n, nin): `nout` neurons, weights from U(-1, 1), biases 0"
     def __init__(self,
@@ -573,7 +560,7 @@ class Linear(Module):
                  nout:int,     # number of outputs (neurons)
                  seed=None):   # None: the global `random`; an int or a random.Random: a generator of its own
         self.nin, self.nout = need_int(nin, 'nin', 'Linear'), need_int(nout, 'nout', 'Linear')
-        rng = _generator(seed, 'Linear')
+        rng = need_seed(seed, 'Linear')
         neurons = [[rng.uniform(-1, 1) for _ in range(self.nin)] for _ in range(self.nout)]
         self.w = Tensor(np.array(neurons).T, requires_grad=True)
         self.b = Tensor(np.zeros(self.nout), requires_grad=True)
@@ -583,14 +570,6 @@ class Linear(Module):
         if x.data.ndim != 2 or x.shape[1] != self.nin:
             raise ValueError(f"{self!r} takes inputs of shape (n, {self.nin}), got {x.shape}")
         return x @ self.w + self.b
-
-    def parameters(self):
-        "`w` and `b`"
-        return [self.w, self.b]
-
-    def zero_grad(self):
-        "Set the `.grad` of every parameter to None"
-        for p in self.parameters(): p.grad = None
 
     def __repr__(self): return f"Linear({self.nin} -> {self.nout})"
 
@@ -603,14 +582,11 @@ class MLP(Module):
                  act='tanh',          # activation of the hidden layers
                  out_act='linear',    # activation of the output layer
                  seed=None):          # None: the global `random`; an int or a random.Random: its own
-        nin = need_int(nin, 'nin', 'MLP')
-        if not isinstance(nouts, (list, tuple)) or not nouts:
-            raise TypeError(f"MLP() needs nouts to be a non-empty list of layer sizes such as [16, 16, 1], "
-                            f"got {describe(nouts)}")
-        nouts = [need_int(n, 'every size in nouts', 'MLP') for n in nouts]
-        self._acts = [_activation(act, 'MLP')] * (len(nouts) - 1) + [_activation(out_act, 'MLP', 'out_act')]
+        nin, nouts = _sizes(nin, nouts, 'MLP')
+        acts = _activation(act, 'MLP', kind=Tensor), _activation(out_act, 'MLP', 'out_act', kind=Tensor)
+        self._acts = [acts[0]] * (len(nouts) - 1) + [acts[1]]
         self.nin, self.nouts, self.act, self.out_act = nin, nouts, act, out_act
-        rng = None if seed is None else _generator(seed, 'MLP')
+        rng = need_seed(seed, 'MLP')
         sizes = [nin] + nouts
         self.layers = [Linear(sizes[i], sizes[i + 1], seed=rng) for i in range(len(nouts))]
 
@@ -621,12 +597,6 @@ class MLP(Module):
             x = layer(x)
             if act is not None: x = act(x)
         return x
-
-    def parameters(self):
-        "Every layer's `w` and `b`, in order"
-        return [p for layer in self.layers for p in layer.parameters()]
-
-    zero_grad = Linear.zero_grad
 
     def __repr__(self):
         return f"MLP({self.nin} -> {self.nouts}, act={self.act!r}, out_act={self.out_act!r})"
