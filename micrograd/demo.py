@@ -53,7 +53,7 @@ def _options(task, steps, seed, out, samples, noise):
 # %% ../nbs/07_demo.ipynb #d9451105
 def _remove_folders(created):
     "Remove the folders a failed run created, deepest first, if they are empty"
-    for folder in reversed(created):
+    for folder in created:
         try: folder.rmdir()
         except OSError: pass
 
@@ -64,9 +64,9 @@ def _make_folder(folder, names):
         if (folder / name).is_dir():
             raise _UsageError(f"demo(): {folder / name} is a folder, where the run would write a file: "
                               f"move it, or choose another output folder")
-    missing, created = [f for f in (folder, *folder.parents) if not f.exists()][::-1], []
+    created = [f for f in (folder, *folder.parents) if not f.exists()]  # deepest first
     try:
-        for f in missing: f.mkdir(); created.append(f)
+        folder.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=folder): pass  # can we write there?
     except OSError as e:
         _remove_folders(created)
@@ -195,9 +195,8 @@ def main(argv=None, # the options, e.g. ['--task', 'digits']; default: the comma
             _run(**options, quiet=quiet)
         return 0
     except _UsageError as e: return _fail(_in_flags(e), 2)
-    except KeyboardInterrupt: return _fail(_interrupted(before), 130)
-    except Exception as e:
-        if _by_ctrl_c(e): return _fail(_interrupted(before), 130)  # Ctrl-C behind an ImportError, say
+    except (KeyboardInterrupt, Exception) as e:
+        if _by_ctrl_c(e): return _fail(_interrupted(before), 130)  # Ctrl-C, or an error it caused (an ImportError, say)
         return _fail(e if isinstance(e, (OSError, ImportError, ArithmeticError)) else f"{type(e).__name__}: {e}", 1)
 
 if __name__ == '__main__' and '__file__' in globals():  # `python -m micrograd.demo`, not a notebook

@@ -366,9 +366,6 @@ def from_torch(sequential, # a torch.nn.Sequential of Linear layers, each follow
                          f"but an MLP has one activation for all of them")
     mlp = MLP(layers[0][0].in_features, [linear.out_features for linear, _ in layers],
               act=hidden_acts.pop() if hidden_acts else 'tanh', out_act=layers[-1][1], seed=0)
-    for layer, (linear, _) in zip(mlp.layers, layers):
-        weights, biases = linear.weight.detach().double().tolist(), linear.bias.detach().double().tolist()
-        for neuron, row, bias in zip(layer.neurons, weights, biases):
-            for w, x in zip(neuron.w, row): w.data = x
-            neuron.b.data = bias
+    rows = [row + [b] for linear, _ in layers for row, b in zip(linear.weight.tolist(), linear.bias.tolist())]
+    for p, x in zip(mlp.parameters(), [x for row in rows for x in row]): p.data = x  # each neuron's weights, then its bias
     return mlp
