@@ -43,7 +43,8 @@ def _options(task, steps, seed, out, samples, noise):
         except (TypeError, ValueError) as e:
             raise type(e)(f"demo() needs samples to be an integer from 2 to {defaults['most']} "
                           f"(for the {task}: {defaults['why']}), got {describe(samples)}") from None
-    if task != 'moons' and noise is not None: raise ValueError(f"demo() takes noise for the moons only, not the {task}")
+    if task != 'moons' and noise is not None:
+        raise ValueError(f"demo() takes noise for the moons only, not the {task}")
     try: noise = 0.1 if noise is None else need_real(noise, 'noise', 'demo', 0, 1000)
     except (TypeError, ValueError) as e:
         raise type(e)(f"demo() needs noise to be a number from 0 to 1000, got {describe(noise)}") from None

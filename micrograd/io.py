@@ -17,7 +17,7 @@ from .nn import Module, Neuron, Layer, MLP
 _KEYS = {MLP: ['nin', 'nouts', 'act', 'out_act'], Layer: ['nin', 'nout', 'act'], Neuron: ['nin', 'act']}
 
 def _architecture(model):
-    "A JSON-ready description of `model`'s shape: its class and, for the classes of micrograd.nn, its constructor arguments"
+    "A JSON-ready description of `model`'s shape: its class and, for a class in `_KEYS`, its constructor arguments"
     for cls, keys in _KEYS.items():
         if isinstance(model, cls): return {'type': cls.__name__, **{k: getattr(model, k) for k in keys}}
     return {'type': type(model).__name__}
@@ -37,9 +37,11 @@ def _parameters_of(model, fn):
 _SEPARATORS = tuple(s for s in (os.sep, os.altsep) if s)
 
 def _need_path(path, fn, name='path', folder=False):
-    "`path` (a str or a path object) as a `Path` that can name a file (or a `folder`), or an error naming `fn`, `name`"
-    text, what = os.fspath(path) if isinstance(path, os.PathLike) else path, 'a folder path' if folder else 'a file path'
-    if not isinstance(text, str): raise TypeError(f"{fn}() needs {name} to be {what} (a str or a Path), got {describe(path)}")
+    "`path` (a str or a path object) as the `Path` of a file (or a `folder`), or an error naming `fn` and `name`"
+    text = os.fspath(path) if isinstance(path, os.PathLike) else path
+    what = 'a folder path' if folder else 'a file path'
+    if not isinstance(text, str):
+        raise TypeError(f"{fn}() needs {name} to be {what} (a str or a Path), got {describe(path)}")
     if text == '' or '\0' in text:
         raise ValueError(f"{fn}() needs {name} to be {what} (not empty, without NUL bytes), got {describe(text)}")
     if text.endswith(_SEPARATORS) and not folder:
@@ -322,8 +324,7 @@ def to_torch(mlp:MLP, # the network to convert
     for layer in mlp.layers:
         linear = torch.nn.Linear(layer.nin, layer.nout, dtype=torch.float64)
         with torch.no_grad():
-            weights = [[w.data for w in neuron.w] for neuron in layer.neurons]
-            linear.weight.copy_(torch.tensor(weights, dtype=torch.float64))
+            linear.weight.copy_(torch.tensor([[w.data for w in n.w] for n in layer.neurons], dtype=torch.float64))
             linear.bias.copy_(torch.tensor([n.b.data for n in layer.neurons], dtype=torch.float64))
         modules.append(linear)
         if layer.act != 'linear': modules.append(_torch_activations(torch)[layer.act]())
@@ -367,5 +368,5 @@ def from_torch(sequential, # a torch.nn.Sequential of Linear layers, each follow
     mlp = MLP(layers[0][0].in_features, [linear.out_features for linear, _ in layers],
               act=hidden_acts.pop() if hidden_acts else 'tanh', out_act=layers[-1][1], seed=0)
     rows = [row + [b] for linear, _ in layers for row, b in zip(linear.weight.tolist(), linear.bias.tolist())]
-    for p, x in zip(mlp.parameters(), [x for row in rows for x in row]): p.data = x  # each neuron's weights, then its bias
+    for p, x in zip(mlp.parameters(), [x for row in rows for x in row]): p.data = x  # a neuron's weights, its bias
     return mlp
