@@ -113,8 +113,7 @@ class CharTokenizer:
         "The tokens of `name` between two 0s, the '.' that starts and ends it"
         if not isinstance(name, str):
             raise TypeError(f"CharTokenizer.encode() needs name to be a string, got {describe(name)}")
-        unknown = sorted(set(name) - set(self._ids))
-        if unknown or '.' in name:
+        if '.' in name or not set(name) <= self._ids.keys():
             raise ValueError(f"CharTokenizer.encode() knows the characters {self.chars[1:]!r}, "
                              f"got {name!r}")
         return [0] + [self._ids[c] for c in name] + [0]

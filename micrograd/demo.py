@@ -6,12 +6,13 @@
 __all__ = ['demo', 'main']
 
 # %% ../nbs/07_demo.ipynb #72206af3
-import numbers, os, sys, tempfile, warnings
+import os, re, sys, tempfile, warnings
 from functools import partial
 from pathlib import Path
 from fastcore.script import anno_parser
 import numpy as np
-from .io import atomic_write, model_json
+from .checks import describe, need_choice, need_int, need_real
+from .io import atomic_write, model_json, _need_path
 from .plots import _pyplot, plot_history, plot_decision_boundary, plot_digits, plot_attention
 from .train import train_moons, train_digits, train_names, predict_classes, _scaled
 from .plots import plot_confusion  # this name and the next two: the tutorials import them from here
@@ -27,79 +28,50 @@ _TASKS = {'moons': dict(out='moons-demo', steps=100, samples=100, most=10_000, w
 
 class _UsageError(ValueError): "A bad option of `micrograd-demo`: exit status 2"
 
-def _shown(value):
-    "`value` as an error message shows it: text in quotes, numbers as they are, at most 40 characters"
-    text = repr(value) if isinstance(value, str) else str(value)
-    return text if len(text) <= 40 else text[:37] + '...'
-
-def _bad(option, need, value, fn, kind=ValueError):
-    "The error for `option` when `value` is not `need`: `fn`()'s words, or the flag's (`--option`) if `fn` is None"
-    if fn is None: return _UsageError(f"--{option} must be {need}, got {_shown(value)}")
-    return kind(f"{fn}() needs {option} to be {need}, got {type(value).__name__} {_shown(value)}")
-
 # %% ../nbs/07_demo.ipynb #e1a2b3c4
-def _integer(value, option, fn, low, high=None, why=None):
-    "`value` as an int from `low` to `high`, or the error for `option`"
-    whole = isinstance(value, numbers.Integral) and not isinstance(value, bool)
-    if whole and low <= value and (high is None or value <= high): return int(value)
-    need = f"an integer >= {low}" if high is None else f"an integer from {low} to {high}" + (f" ({why})" if why else '')
-    raise _bad(option, need, value, fn, ValueError if whole else TypeError)
-
-def _real(value, option, fn, low, high):
-    "`value` as a float from `low` to `high`, or the error for `option`"
-    real = isinstance(value, numbers.Real) and not isinstance(value, bool)
-    if real and low <= value <= high: return float(value)  # nan is in no range
-    raise _bad(option, f"a number from {low} to {high}", value, fn, ValueError if real else TypeError)
-
-def _folder(value, option, fn):
-    "`value` as the `Path` of a folder, or the error for `option`"
-    text = os.fspath(value) if isinstance(value, os.PathLike) else value
-    if not isinstance(text, str): raise _bad(option, 'a folder path', value, fn, TypeError)
-    if text == '' or '\0' in text: raise _bad(option, 'a folder path (not empty, without NUL bytes)', text, fn)
-    return Path(text)
-
-# %% ../nbs/07_demo.ipynb #f5e6d7c8
-def _options(task, steps, seed, out, samples, noise, fn=None):
-    "`demo`'s options, checked, with the defaults of `task`; errors in `fn`()'s words, or in the flags' if `fn` is None"
-    if not (isinstance(task, str) and task in _TASKS): raise _bad('task', 'moons, digits or names', task, fn)
+def _options(task, steps, seed, out, samples, noise):
+    "`demo`'s options, checked, with the defaults of `task`; an error names demo() and the option"
+    task = need_choice(task, 'task', 'demo', _TASKS, 'moons, digits or names')
     defaults = _TASKS[task]
-    steps = defaults['steps'] if steps is None else _integer(steps, 'steps', fn, 1)
-    seed = _integer(seed, 'seed', fn, 0)
-    if task == 'names' and samples is not None: raise _only('samples', 'the moons and the digits', task, fn)
+    steps = defaults['steps'] if steps is None else need_int(steps, 'steps', 'demo')
+    seed = need_int(seed, 'seed', 'demo', low=0)
+    if task == 'names' and samples is not None:
+        raise ValueError("demo() takes samples for the moons and the digits only, not the names")
     if samples is None: samples = defaults['samples']
-    else: samples = _integer(samples, 'samples', fn, 2, defaults['most'], f"for the {task}: {defaults['why']}")
-    if task != 'moons' and noise is not None: raise _only('noise', 'the moons', task, fn)
-    noise = 0.1 if noise is None else _real(noise, 'noise', fn, 0, 1000)
-    out = _folder(defaults['out'] if out is None else out, 'out', fn)
+    else:
+        try: samples = need_int(samples, 'samples', 'demo', 2, defaults['most'])
+        except (TypeError, ValueError) as e:
+            raise type(e)(f"demo() needs samples to be an integer from 2 to {defaults['most']} "
+                          f"(for the {task}: {defaults['why']}), got {describe(samples)}") from None
+    if task != 'moons' and noise is not None:
+        raise ValueError(f"demo() takes noise for the moons only, not the {task}")
+    try: noise = 0.1 if noise is None else need_real(noise, 'noise', 'demo', 0, 1000)
+    except (TypeError, ValueError) as e:
+        raise type(e)(f"demo() needs noise to be a number from 0 to 1000, got {describe(noise)}") from None
+    out = _need_path(defaults['out'] if out is None else out, 'demo', 'out', folder=True)
     return dict(task=task, steps=steps, seed=seed, out=out, samples=samples, noise=noise)
-
-def _only(option, tasks, task, fn):
-    "The error for `option`, which only `tasks` take, given for `task`"
-    if fn is None: return _UsageError(f"--{option} is for {tasks} only, not the {task}")
-    return ValueError(f"{fn}() takes {option} for {tasks} only, not the {task}")
 
 # %% ../nbs/07_demo.ipynb #d9451105
 def _remove_folders(created):
     "Remove the folders a failed run created, deepest first, if they are empty"
-    for folder in reversed(created):
+    for folder in created:
         try: folder.rmdir()
         except OSError: pass
 
-def _make_folder(folder, names, fn):
+def _make_folder(folder, names):
     "Create `folder` and its missing parents, check that files `names` can be written in it; return the folders created"
-    says = '' if fn is None else f"{fn}(): "
-    if folder.exists() and not folder.is_dir(): raise _UsageError(f"{says}the output folder {folder} is a file, not a folder")
+    if folder.exists() and not folder.is_dir(): raise _UsageError(f"demo(): the output folder {folder} is a file, not a folder")
     for name in names:
         if (folder / name).is_dir():
-            raise _UsageError(f"{says}{folder / name} is a folder, where the run would write a file: "
+            raise _UsageError(f"demo(): {folder / name} is a folder, where the run would write a file: "
                               f"move it, or choose another output folder")
-    missing, created = [f for f in (folder, *folder.parents) if not f.exists()][::-1], []
+    created = [f for f in (folder, *folder.parents) if not f.exists()]  # deepest first
     try:
-        for f in missing: f.mkdir(); created.append(f)
+        folder.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=folder): pass  # can we write there?
     except OSError as e:
         _remove_folders(created)
-        raise _UsageError(f"{says}cannot write in the folder {folder}: {e.strerror or e}") from None
+        raise _UsageError(f"demo(): cannot write in the folder {folder}: {e.strerror or e}") from None
     return created
 
 # %% ../nbs/07_demo.ipynb #92c1ebc8
@@ -138,11 +110,11 @@ def _load_hint(path):
                 f"model.load_state_dict(dict(np.load({str(path)!r})))")
     return f"from micrograd.io import read_model; model = read_model({str(path)!r})"
 
-def _run(task, steps, seed, out, samples, noise, quiet, fn=None):
+def _run(task, steps, seed, out, samples, noise, quiet):
     "Train, draw and save, with checked options; return the paths written"
     plt = _pyplot()  # before training: without matplotlib the run would be wasted
     names = _TASKS[task]['files']
-    created, pictures = _make_folder(out, names, fn), []
+    created, pictures = _make_folder(out, names), []
     try:
         said, pictures, weights = {'moons': _moons, 'digits': _digits, 'names': _names}[task](steps, seed, samples, noise, quiet)
         print(said)
@@ -168,7 +140,7 @@ def demo(task:str='moons', # what to learn: moons (two half circles), digits (ha
          quiet:bool=False, # hide the progress bar
         ) -> list:
     "Train a micrograd MLP on the two moons or the digits, or a GPT on names, and save its pictures and its weights"
-    return _run(**_options(task, steps, seed, out, samples, noise, 'demo'), quiet=quiet, fn='demo')
+    return _run(**_options(task, steps, seed, out, samples, noise), quiet=quiet)
 
 # %% ../nbs/07_demo.ipynb #f1a2b3c4
 def _number(kind):
@@ -185,6 +157,11 @@ def _parser():
     def error(message): raise _UsageError(message.removeprefix('argument '))
     parser.error = error
     return parser
+
+def _in_flags(error):
+    "`demo()`'s error in the flags' words: `demo() needs steps to be ..., got int 0` is `--steps must be ..., got 0`"
+    said = re.sub(r"^demo\(\) needs (\w+) to be (.*?), got \w+ ", r"--\1 must be \2, got ", str(error))
+    return re.sub(r"^demo\(\) takes (\w+) for", r"--\1 is for", said).removeprefix('demo(): ')
 
 # %% ../nbs/07_demo.ipynb #d3e4f5a6
 def _state(path):
@@ -211,16 +188,18 @@ def main(argv=None, # the options, e.g. ['--task', 'digits']; default: the comma
     try:
         options = vars(_parser().parse_args(argv))
         quiet = options.pop('quiet')
-        options = _options(**{k: v for k, v in options.items() if k not in ('pdb', 'xtra')})
+        try: options = _options(**{k: v for k, v in options.items() if k not in ('pdb', 'xtra')})
+        except (TypeError, ValueError) as e: raise _UsageError(e) from None
         before = {path: _state(path) for path in (options['out'] / name for name in _TASKS[options['task']]['files'])}
         with warnings.catch_warnings():
             warnings.simplefilter('ignore')  # one line or none on standard error, whatever matplotlib has to say
             _run(**options, quiet=quiet)
         return 0
-    except _UsageError as e: return _fail(e, 2)
-    except KeyboardInterrupt: return _fail(_interrupted(before), 130)
-    except Exception as e:
-        if _by_ctrl_c(e): return _fail(_interrupted(before), 130)  # Ctrl-C behind an ImportError, say
+    except _UsageError as e: return _fail(_in_flags(e), 2)
+    except (KeyboardInterrupt, Exception) as e:
+        if _by_ctrl_c(e): return _fail(_interrupted(before), 130)  # Ctrl-C, or an error it caused (an ImportError, say)
         return _fail(e if isinstance(e, (OSError, ImportError, ArithmeticError)) else f"{type(e).__name__}: {e}", 1)
 
-if __name__ == '__main__' and '__file__' in globals(): sys.exit(main())  # `python -m micrograd.demo`, not a notebook
+if __name__ == '__main__' and '__file__' in globals():  # `python -m micrograd.demo`, not a notebook
+    from micrograd.cli import main as command  # the console script's function: Ctrl-C handled alike
+    sys.exit(command())

@@ -14,12 +14,12 @@ from .checks import describe
 from .nn import Module, Neuron, Layer, MLP
 
 # %% ../nbs/06_io.ipynb #3aa3c7a0
+_KEYS = {MLP: ['nin', 'nouts', 'act', 'out_act'], Layer: ['nin', 'nout', 'act'], Neuron: ['nin', 'act']}
+
 def _architecture(model):
-    "A JSON-ready description of `model`'s shape: its class and its constructor arguments"
-    m = model
-    if isinstance(m, MLP): return {'type': 'MLP', 'nin': m.nin, 'nouts': list(m.nouts), 'act': m.act, 'out_act': m.out_act}
-    if isinstance(m, Layer): return {'type': 'Layer', 'nin': m.nin, 'nout': m.nout, 'act': m.act}
-    if isinstance(m, Neuron): return {'type': 'Neuron', 'nin': m.nin, 'act': m.act}
+    "A JSON-ready description of `model`'s shape: its class and, for a class in `_KEYS`, its constructor arguments"
+    for cls, keys in _KEYS.items():
+        if isinstance(model, cls): return {'type': cls.__name__, **{k: getattr(model, k) for k in keys}}
     return {'type': type(model).__name__}
 
 # %% ../nbs/06_io.ipynb #076330a4
@@ -36,15 +36,16 @@ def _parameters_of(model, fn):
 
 _SEPARATORS = tuple(s for s in (os.sep, os.altsep) if s)
 
-def _need_path(path, fn):
-    "`path` (a str or a path object) as a `Path` that can name a file, or an error naming `fn`"
+def _need_path(path, fn, name='path', folder=False):
+    "`path` (a str or a path object) as the `Path` of a file (or a `folder`), or an error naming `fn` and `name`"
     text = os.fspath(path) if isinstance(path, os.PathLike) else path
+    what = 'a folder path' if folder else 'a file path'
     if not isinstance(text, str):
-        raise TypeError(f"{fn}() needs path to be a file path (a str or a Path), got {describe(path)}")
-    if text == '': raise ValueError(f"{fn}() needs path to be a file path, got an empty string")
-    if '\0' in text: raise ValueError(f"{fn}() needs path to be a file path without NUL bytes, got {text!r}")
-    if text.endswith(_SEPARATORS):
-        raise IsADirectoryError(errno.EISDIR, f"{fn}() needs path to name a file, but {text!r} ends in "
+        raise TypeError(f"{fn}() needs {name} to be {what} (a str or a Path), got {describe(path)}")
+    if text == '' or '\0' in text:
+        raise ValueError(f"{fn}() needs {name} to be {what} (not empty, without NUL bytes), got {describe(text)}")
+    if text.endswith(_SEPARATORS) and not folder:
+        raise IsADirectoryError(errno.EISDIR, f"{fn}() needs {name} to name a file, but {text!r} ends in "
                                               f"{text[-1]!r}, so it names a folder")
     return Path(text)
 
@@ -70,9 +71,7 @@ def save_model(model:Module, # the model whose architecture and parameters are s
                path, # the file to write, a str or a Path; an existing file is replaced whole, or not at all
               ) -> Path:
     "Write `model`'s architecture and parameters to the JSON file `path`; returns the path"
-    path = _need_path(path, 'save_model')
-    atomic_write({path: _file_text(model, 'save_model').encode()}, 'save_model')
-    return path
+    return atomic_write({path: _file_text(model, 'save_model').encode()}, 'save_model')[0]
 
 # %% ../nbs/06_io.ipynb #601b9290
 def _reraise(e, says):
@@ -232,12 +231,10 @@ def _read_model_file(path, fn):
 # %% ../nbs/06_io.ipynb #13420993
 def _key_problem(arch, keys):
     "What is wrong with the keys of the saved architecture `arch` (it should have 'type' and `keys`), or ''"
-    missing = [k for k in keys if k not in arch]
-    extra = [k for k in arch if k != 'type' and k not in keys]
-    expected = f"({arch['type']} has {', '.join(map(repr, keys))})" if keys else f"({arch['type']} has none)"
-    if missing: return f"its architecture lacks the key {missing[0]!r} {expected}"
-    if extra: return f"its architecture has an unknown key {extra[0]!r} {expected}"
-    return ''
+    missing = [f"lacks the key {k!r}" for k in keys if k not in arch]
+    extra = [f"has an unknown key {k!r}" for k in arch if k not in ('type', *keys)]
+    if not missing + extra: return ''
+    return f"its architecture {(missing + extra)[0]} ({arch['type']} has {', '.join(map(repr, keys)) or 'none'})"
 
 def _mismatch(arch, n, model, params):
     "Why the saved architecture `arch` with `n` parameters does not fit `model` with `params`; '' if it does"
@@ -266,8 +263,6 @@ def load_model(model:Module, # the model whose parameters are set: all of them, 
     return model
 
 # %% ../nbs/06_io.ipynb #ed9ab070
-_BUILDERS = {'MLP': (MLP, ['nin', 'nouts', 'act', 'out_act']), 'Layer': (Layer, ['nin', 'nout', 'act']),
-             'Neuron': (Neuron, ['nin', 'act'])}
 _MAX_PARAMETERS = 1_000_000
 
 def _parameter_count(arch, path):
@@ -288,10 +283,11 @@ def read_model(path, # a file written by save_model for an MLP, a Layer or a Neu
               ) -> Module:
     "A new `MLP`, `Layer` or `Neuron` built as the file `path` describes, with the parameters saved in it"
     arch, saved = _read_model_file(path, 'read_model')
-    if arch['type'] not in _BUILDERS:
+    build = {cls.__name__: cls for cls in _KEYS}.get(arch['type'])
+    if build is None:
         raise ValueError(f"read_model(): {path} holds {arch['type']} parameters, which read_model cannot build: "
                          f"build the model yourself and use load_model")
-    build, keys = _BUILDERS[arch['type']]
+    keys = _KEYS[build]
     problem = _key_problem(arch, keys)
     if problem: raise ValueError(f"read_model(): {path} is damaged: {problem}")
     count = _parameter_count(arch, path)
@@ -328,8 +324,7 @@ def to_torch(mlp:MLP, # the network to convert
     for layer in mlp.layers:
         linear = torch.nn.Linear(layer.nin, layer.nout, dtype=torch.float64)
         with torch.no_grad():
-            weights = [[w.data for w in neuron.w] for neuron in layer.neurons]
-            linear.weight.copy_(torch.tensor(weights, dtype=torch.float64))
+            linear.weight.copy_(torch.tensor([[w.data for w in n.w] for n in layer.neurons], dtype=torch.float64))
             linear.bias.copy_(torch.tensor([n.b.data for n in layer.neurons], dtype=torch.float64))
         modules.append(linear)
         if layer.act != 'linear': modules.append(_torch_activations(torch)[layer.act]())
@@ -372,9 +367,6 @@ def from_torch(sequential, # a torch.nn.Sequential of Linear layers, each follow
                          f"but an MLP has one activation for all of them")
     mlp = MLP(layers[0][0].in_features, [linear.out_features for linear, _ in layers],
               act=hidden_acts.pop() if hidden_acts else 'tanh', out_act=layers[-1][1], seed=0)
-    for layer, (linear, _) in zip(mlp.layers, layers):
-        weights, biases = linear.weight.detach().double().tolist(), linear.bias.detach().double().tolist()
-        for neuron, row, bias in zip(layer.neurons, weights, biases):
-            for w, x in zip(neuron.w, row): w.data = x
-            neuron.b.data = bias
+    rows = [row + [b] for linear, _ in layers for row, b in zip(linear.weight.tolist(), linear.bias.tolist())]
+    for p, x in zip(mlp.parameters(), [x for row in rows for x in row]): p.data = x  # a neuron's weights, its bias
     return mlp

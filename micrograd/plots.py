@@ -23,8 +23,7 @@ def plot_history(losses, # loss after each update
                  accuracies=None, # accuracy after each update, drawn on a second panel if given
                 ):
     "Plot the loss curve (log scale) and, if given, the accuracy; return the matplotlib `Figure`"
-    plt = _pyplot()
-    fig, axs = plt.subplots(1, 2 if accuracies else 1, figsize=(9 if accuracies else 4.5, 3), squeeze=False)
+    fig, axs = _pyplot().subplots(1, 2 if accuracies else 1, figsize=(9 if accuracies else 4.5, 3), squeeze=False)
     axs[0, 0].semilogy(losses); axs[0, 0].set(xlabel='step', ylabel='loss', title='loss')
     if accuracies:
         axs[0, 1].plot(accuracies); axs[0, 1].set(xlabel='step', ylabel='accuracy', title='training accuracy', ylim=(0, 1.05))
@@ -71,7 +70,6 @@ def plot_digits(images, # each 64 numbers, an 8x8 image read row by row
                 signed=False, # colours centred on 0, blue negative and red positive (for weights)
                ):
     "Draw `images` as a grid of 8x8 pictures with `titles` above them; return the `Figure`"
-    plt = _pyplot()
     ncols = min(ncols, len(images))
     nrows = math.ceil(len(images) / ncols)
     gap = 3 if titles is not None else 1
@@ -80,7 +78,7 @@ def plot_digits(images, # each 64 numbers, an 8x8 image read row by row
         top, left = (i // ncols) * (8 + gap), (i % ncols) * 9
         for r in range(8): canvas[top + r][left:left + 8] = image[8 * r:8 * r + 8]
     bound = max(abs(v) for image in images for v in image) or 1.0
-    fig, ax = plt.subplots(figsize=(0.75 * ncols, 0.75 * nrows * (8 + gap) / 8))
+    fig, ax = _pyplot().subplots(figsize=(0.75 * ncols, 0.75 * nrows * (8 + gap) / 8))
     ax.imshow(canvas, cmap='RdBu_r' if signed else 'gray_r', vmin=-bound if signed else 0.0, vmax=bound)
     for i, title in enumerate(titles or []):
         ax.text((i % ncols) * 9 + 3.5, (i // ncols) * (8 + gap) - 0.7, str(title), ha='center', va='bottom',
@@ -95,16 +93,13 @@ def plot_confusion(y_true, # the right class of each sample
                    n_class=10, # number of classes
                   ):
     "Draw the confusion matrix: how often class `i` (row) was predicted as class `j` (column); return the `Figure`"
-    plt = _pyplot()
-    counts = [[0] * n_class for _ in range(n_class)]
-    for t, p in zip(y_true, y_pred): counts[t][p] += 1
-    fig, ax = plt.subplots(figsize=(4.5, 4))
+    counts = np.zeros((n_class, n_class), dtype=int)
+    for t, p in zip(y_true, y_pred): counts[t, p] += 1
+    fig, ax = _pyplot().subplots(figsize=(4.5, 4))
     ax.imshow(counts, cmap='Blues')
-    top = max(map(max, counts))
-    for i in range(n_class):
-        for j in range(n_class):
-            if counts[i][j]: ax.text(j, i, counts[i][j], ha='center', va='center', fontsize=8,
-                                     color='white' if counts[i][j] > top / 2 else 'black')
+    for (i, j), count in np.ndenumerate(counts):
+        if count: ax.text(j, i, count, ha='center', va='center', fontsize=8,
+                          color='white' if count > counts.max() / 2 else 'black')
     ax.set(xticks=range(n_class), yticks=range(n_class), xlabel='predicted', ylabel='true', title='confusion matrix')
     fig.tight_layout()
     return fig

@@ -233,3 +233,16 @@ def test_the_names_task_trains_a_gpt_and_saves_what_loads_back(tmp_path, command
     model.load_state_dict(dict(np.load(out / 'names_model.npz')))
     hint = result.stdout.strip().splitlines()[-1]
     assert 'load_state_dict' in hint and str(out / 'names_model.npz') in hint, hint
+
+
+@pytest.mark.parametrize('args, says', [(['--steps', 'x'], "--steps must be an integer >= 1, got 'x'"),
+                                        (['--noise', 'nan'], '--noise must be a number from 0 to 1000, got nan')])
+def test_python_m_micrograd_demo_is_the_same_command(args, says, tmp_path, command, env, fuzz_counts):
+    "`python -m micrograd.demo` goes through the console script's function: the same one line and exit status 2"
+    import sys
+    for way in (command, [sys.executable, '-m', 'micrograd.demo']):
+        result = run(way, ['--out', tmp_path / 'out'] + TINY + args, env, tmp_path)
+        count(fuzz_counts, result)
+        assert_one_line_error(result, 2, says)
+        assert result.lines[0] == f"micrograd-demo: error: {says}", result.lines[0]
+    assert list(tmp_path.iterdir()) == []
