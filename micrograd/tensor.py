@@ -21,6 +21,7 @@ class Tensor:
     "An array of float64 numbers that remembers the op and inputs that made it, so gradients can flow back"
     __slots__ = ('data', 'grad', 'requires_grad', 'label', '_op', '_left', '_right', '_ctx', '__weakref__')
     __array_ufunc__ = None  # numpy defers to our reflected ops: 2 * t and np.ones(3) + t are Tensors
+    _prev = Value._prev     # the inputs it was computed from, as a tuple: read from _left and _right, as for Value
 
     def __init__(self,
                  data,                  # a number, nested lists of numbers, or a numpy array
@@ -29,12 +30,6 @@ class Tensor:
         self.data = _as_array(data)
         self.grad, self.requires_grad, self.label = None, bool(requires_grad), label
         self._op, self._left, self._right, self._ctx = '', None, None, {}
-
-    @property
-    def _prev(self):
-        "The inputs this tensor was computed from, as a tuple"
-        if self._left is None: return ()
-        return (self._left,) if self._right is None else (self._left, self._right)
 
     @property
     def shape(self):
@@ -145,21 +140,12 @@ Tensor.__sub__, Tensor.__rsub__ = sub, _reflected(sub)
 Tensor.__mul__, Tensor.__rmul__ = mul, _reflected(mul)
 Tensor.__truediv__, Tensor.__rtruediv__ = div, _reflected(div)
 Tensor.exp, Tensor.log, Tensor.tanh, Tensor.relu, Tensor.sigmoid = exp, log, tanh, relu, sigmoid
-
-@patch
-def __neg__(self:Tensor):
-    "`-self`, as `self * -1.0`"
-    return self * -1.0
+Tensor.__neg__, Tensor.__rpow__ = Value.__neg__, Value.__rpow__  # `self * -1.0` and `power_both(base, self)`
 
 @patch
 def __pow__(self:Tensor, k):
     "`self ** k`: the engine's `**` for a number `k` (a constant); `pow` for a Tensor or array `k`, which gets a gradient"
     return power(self, k) if isinstance(k, numbers.Real) else power_both(self, k)
-
-@patch
-def __rpow__(self:Tensor, base):
-    "`base ** self`, for a number or an array `base`"
-    return power_both(base, self)
 
 # %% ../nbs/11_tensor.ipynb #e6264fa7
 def _summed_to(x, shape):
