@@ -8,8 +8,9 @@ __all__ = ['matmul', 'Tensor', 'layer_norm', 'rms_norm', 'mse_loss', 'hinge_loss
 # %% ../nbs/11_tensor.ipynb #ab394230
 import math, numbers
 import numpy as np
+from numpy.lib.array_utils import normalize_axis_tuple
 from fastcore.basics import patch
-from .checks import describe, need_int, need_real, need_seed
+from .checks import describe, need_int, need_seed
 from .engine import (Value, op, plain, is_grad_enabled, backpropagate, _node_kinds, _reflected,
                               add, sub, mul, div, power, power_both, exp, log, tanh, relu, sigmoid)
 from .nn import Module, _activation, _sizes
@@ -20,6 +21,7 @@ class Tensor:
     "An array of float64 numbers that remembers the op and inputs that made it, so gradients can flow back"
     __slots__ = ('data', 'grad', 'requires_grad', 'label', '_op', '_left', '_right', '_ctx', '__weakref__')
     __array_ufunc__ = None  # numpy defers to our reflected ops: 2 * t and np.ones(3) + t are Tensors
+    _prev = Value._prev     # the inputs it was computed from, as a tuple: read from _left and _right, as for Value
 
     def __init__(self,
                  data,                  # a number, nested lists of numbers, or a numpy array
@@ -28,12 +30,6 @@ class Tensor:
         self.data = _as_array(data)
         self.grad, self.requires_grad, self.label = None, bool(requires_grad), label
         self._op, self._left, self._right, self._ctx = '', None, None, {}
-
-    @property
-    def _prev(self):
-        "The inputs this tensor was computed from, as a tuple"
-        if self._left is None: return ()
-        return (self._left,) if self._right is None else (self._left, self._right)
 
     @property
     def shape(self):
@@ -122,12 +118,7 @@ def _broadcasting(ufunc, tag):
     array_op.__name__ = array_op.__qualname__ = ufunc.__name__
     return array_op
 
-def _quiet(f):
-    "`f` without numpy's floating-point warnings: inf and nan are results, as in PyTorch"
-    def quiet(*args, **settings):
-        with np.errstate(all='ignore'): return f(*args, **settings)
-    quiet.__name__ = quiet.__qualname__ = f.__name__
-    return quiet
+_quiet = np.errstate(all='ignore')  # `_quiet(f)` is `f` without numpy's floating-point warnings, as in PyTorch
 
 def _pow_array(base, k):
     "`base ** k` elementwise, as PyTorch computes it: C's pow, except that b ** -0.5 is 1 / sqrt(b)"
@@ -149,21 +140,12 @@ Tensor.__sub__, Tensor.__rsub__ = sub, _reflected(sub)
 Tensor.__mul__, Tensor.__rmul__ = mul, _reflected(mul)
 Tensor.__truediv__, Tensor.__rtruediv__ = div, _reflected(div)
 Tensor.exp, Tensor.log, Tensor.tanh, Tensor.relu, Tensor.sigmoid = exp, log, tanh, relu, sigmoid
-
-@patch
-def __neg__(self:Tensor):
-    "`-self`, as `self * -1.0`"
-    return self * -1.0
+Tensor.__neg__, Tensor.__rpow__ = Value.__neg__, Value.__rpow__  # `self * -1.0` and `power_both(base, self)`
 
 @patch
 def __pow__(self:Tensor, k):
     "`self ** k`: the engine's `**` for a number `k` (a constant); `pow` for a Tensor or array `k`, which gets a gradient"
     return power(self, k) if isinstance(k, numbers.Real) else power_both(self, k)
-
-@patch
-def __rpow__(self:Tensor, base):
-    "`base ** self`, for a number or an array `base`"
-    return power_both(base, self)
 
 # %% ../nbs/11_tensor.ipynb #e6264fa7
 def _summed_to(x, shape):
@@ -224,28 +206,23 @@ def backward(self:Tensor,
 def _axes(axis, ndim, fn):
     "`axis` (None for all, an int, a list or tuple of ints) as a tuple of distinct axes from 0, else an error naming `fn`"
     if axis is None: return tuple(range(ndim))
-    axes = (axis,) if isinstance(axis, numbers.Integral) else axis
-    if isinstance(axis, bool) or not isinstance(axes, (tuple, list)) or not all(
-            isinstance(a, numbers.Integral) and not isinstance(a, bool) for a in axes):
+    axes = axis if isinstance(axis, (tuple, list)) else (axis,)
+    if not all(isinstance(a, numbers.Integral) and not isinstance(a, bool) for a in axes):
         raise TypeError(f"{fn}() needs axis to be None, an int, or a list or tuple of ints, got {describe(axis)}")
-    for a in axes:
-        if not -ndim <= a < ndim: raise ValueError(f"{fn}() got axis {a} for a tensor with {ndim} axes")
-    axes = tuple(int(a) % ndim for a in axes)
-    if len(set(axes)) != len(axes): raise ValueError(f"{fn}() got the same axis twice in {describe(axis)}")
-    return axes
+    try: return normalize_axis_tuple(axes, ndim)  # numpy's check: each axis in range, none twice
+    except ValueError as e:
+        raise ValueError(f"{fn}() got axis {axis} for a tensor with {ndim} axes: {e}") from None
 
 def _kept(shape, axes):
     "`shape` with the `axes` reduced to 1, as keepdims=True leaves them"
     return tuple(1 if i in axes else n for i, n in enumerate(shape))
-
-def _summed(x, axis, keepdims): return np.add.reduce(x, axis=axis, keepdims=keepdims)
 
 def _sum_rule(g, out, x, axis, keepdims):
     "d(sum x)/dx_i = 1: every number gets the gradient of the sum it went into"
     if not keepdims: g = g.reshape(_kept(x.shape, axis))
     return (_broadcast_to(g, shape=x.shape),)
 
-_sum = op('sum', _summed, _sum_rule, array=_summed)
+_sum = op('sum', np.add.reduce, _sum_rule, array=np.add.reduce)
 
 @patch
 def sum(self:Tensor,
@@ -253,7 +230,7 @@ def sum(self:Tensor,
         keepdims=False):   # keep the reduced axes, with size 1
     "The sum over `axis`"
     settings = {'axis': _axes(axis, self.ndim, 'sum'), 'keepdims': bool(keepdims)}
-    return _build_tensor(Tensor, _summed(self.data, **settings), 'sum', self, None, settings)  # _sum's node, built at once
+    return _build_tensor(Tensor, np.add.reduce(self.data, **settings), 'sum', self, None, settings)  # _sum's node
 
 # %% ../nbs/11_tensor.ipynb #debceabd
 def _count(shape, axes): return math.prod(shape[i] for i in axes)
@@ -279,8 +256,6 @@ def mean(self:Tensor,
     return _build_tensor(Tensor, _averaged(self.data, **settings), 'mean', self, None, settings)  # _mean's node, at once
 
 # %% ../nbs/11_tensor.ipynb #32b1fdd0
-def _maximum(x, axis, keepdims): return np.max(x, axis=axis, keepdims=keepdims)
-
 def _max_rule(g, out, x, axis, keepdims):
     "The gradient goes to the largest number of each reduction (NaN included), shared equally between ties"
     shape = _kept(np.shape(plain(x)), axis)
@@ -289,7 +264,7 @@ def _max_rule(g, out, x, axis, keepdims):
     if not keepdims: g = g.reshape(shape)
     return (g * (won / won.sum(axis=axis, keepdims=True)),)
 
-_max = op('max', _maximum, _max_rule, array=_maximum)
+_max = op('max', np.max, _max_rule, array=np.max)
 
 @patch
 def max(self:Tensor,
@@ -302,23 +277,20 @@ def max(self:Tensor,
     return _max(self, axis=axes, keepdims=bool(keepdims))
 
 # %% ../nbs/11_tensor.ipynb #52f5f76c
-def _reshaped(x, shape): return np.reshape(x, shape)
 def _reshape_rule(g, out, x, shape): return (g.reshape(x.shape),)
-_reshape = op('reshape', _reshaped, _reshape_rule, array=_reshaped)
+_reshape = op('reshape', np.reshape, _reshape_rule, array=np.reshape)
 
 @patch
 def reshape(self:Tensor, *shape):
     "The same numbers in a new `shape` (a tuple, or several ints; -1 means 'the rest')"
     if len(shape) == 1 and isinstance(shape[0], (tuple, list)): shape = tuple(shape[0])
-    try: np.empty(self.shape, dtype=np.bool_).reshape(shape)  # a check: a bool per number is cheap
+    try: return _reshape(self, shape=shape)
     except (ValueError, TypeError):
         raise ValueError(f"reshape() cannot make shape {self.shape} into {shape}") from None
-    return _reshape(self, shape=shape)
 
 # %% ../nbs/11_tensor.ipynb #6ac3e0ab
-def _transposed(x, axes): return np.transpose(x, axes)
 def _transpose_rule(g, out, x, axes): return (g.transpose(tuple(int(i) for i in np.argsort(axes))),)
-_transpose = op('transpose', _transposed, _transpose_rule, array=_transposed)
+_transpose = op('transpose', np.transpose, _transpose_rule, array=np.transpose)
 
 @patch
 def transpose(self:Tensor, *axes):
@@ -336,9 +308,7 @@ def transpose(self:Tensor, *axes):
 def swapaxes(self:Tensor, i, j):
     "Axes `i` and `j` swapped (PyTorch's `transpose(i, j)`)"
     axes = list(range(self.ndim))
-    i, j = (need_int(n, name, 'swapaxes', low=-self.ndim) for n, name in ((i, 'i'), (j, 'j')))
-    if i >= self.ndim or j >= self.ndim:
-        raise ValueError(f"swapaxes() got axes {i} and {j} for a tensor with {self.ndim} axes")
+    i, j = (need_int(n, name, 'swapaxes', low=-self.ndim, high=self.ndim - 1) for n, name in ((i, 'i'), (j, 'j')))
     axes[i], axes[j] = axes[j], axes[i]
     return self.transpose(axes)
 
@@ -447,9 +417,7 @@ _log_softmax = op('log_softmax', _log_softmax_of, _log_softmax_rule, array=_log_
 # %% ../nbs/11_tensor.ipynb #e7482c27
 def _one_axis(axis, ndim, fn):
     "`axis` as one axis from 0, else an error naming `fn`"
-    if isinstance(axis, bool) or not isinstance(axis, numbers.Integral):
-        raise TypeError(f"{fn}() needs axis to be an int, got {describe(axis)}")
-    return _axes(axis, ndim, fn)[0]
+    return need_int(axis, 'axis', fn, low=-ndim, high=ndim - 1) % ndim
 
 @patch
 def softmax(self:Tensor, axis=-1):
@@ -474,9 +442,7 @@ def masked_fill(self:Tensor,
     mask = np.array(mask.data if isinstance(mask, Tensor) else mask)
     if mask.dtype != np.bool_:
         raise TypeError(f"masked_fill() needs mask to be an array of bools, got {mask.dtype} {describe(mask.tolist())}")
-    try: fits = np.broadcast_shapes(mask.shape, self.shape) == self.shape
-    except ValueError: fits = False
-    if not fits:
+    if mask.ndim > self.ndim or any(m not in (1, n) for m, n in zip(mask.shape[::-1], self.shape[::-1])):
         raise ValueError(f"masked_fill() needs a mask that broadcasts to the tensor's shape {self.shape}, "
                          f"got shape {mask.shape}")
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
@@ -587,8 +553,7 @@ class MLP(Module):
         self._acts = [acts[0]] * (len(nouts) - 1) + [acts[1]]
         self.nin, self.nouts, self.act, self.out_act = nin, nouts, act, out_act
         rng = need_seed(seed, 'MLP')
-        sizes = [nin] + nouts
-        self.layers = [Linear(sizes[i], sizes[i + 1], seed=rng) for i in range(len(nouts))]
+        self.layers = [Linear(n, m, seed=rng) for n, m in zip([nin] + nouts, nouts)]
 
     def __call__(self, x):
         "The (n, nouts[-1]) outputs for a batch `x` of shape (n, nin): a Tensor, an array or nested lists"
@@ -602,17 +567,11 @@ class MLP(Module):
         return f"MLP({self.nin} -> {self.nouts}, act={self.act!r}, out_act={self.out_act!r})"
 
 # %% ../nbs/11_tensor.ipynb #38e196bb
-def _add_fast(n):
+def _add_fast(n):  # and `-`'s, whose b gets -g
     g, a, b = n.grad, n._left, n._right
     if g is None: return
     if a.requires_grad: a._accumulate(g)
-    if b.requires_grad: b._accumulate(g)
-
-def _sub_fast(n):
-    g, a, b = n.grad, n._left, n._right
-    if g is None: return
-    if a.requires_grad: a._accumulate(g)
-    if b.requires_grad: b._accumulate(-g)
+    if b.requires_grad: b._accumulate(-g if n._op == '-' else g)
 
 def _mul_fast(n):
     g, a, b = n.grad, n._left, n._right
@@ -629,21 +588,15 @@ def _matmul_fast(n):
 def _relu_fast(n):
     if n.grad is not None: n._left._accumulate(n.grad * (n.data != 0))
 
-def _sum_fast(n):
+def _sum_fast(n):  # and mean's, the share divided by the count
     g, x, settings = n.grad, n._left, n._ctx
     if g is None: return
+    if n._op == 'mean': g = g / _count(x.data.shape, settings['axis'])
     if g.ndim and not settings['keepdims']: g = g.reshape(_kept(x.data.shape, settings['axis']))  # a 0-d g broadcasts as it is
     x._accumulate(_stretched(g, x.data.shape))
 
-def _mean_fast(n):
-    g, x, settings = n.grad, n._left, n._ctx
-    if g is None: return
-    g = g / _count(x.data.shape, settings['axis'])
-    if g.ndim and not settings['keepdims']: g = g.reshape(_kept(x.data.shape, settings['axis']))  # a 0-d g broadcasts as it is
-    x._accumulate(_stretched(g, x.data.shape))
-
-Tensor._fast = {'+': _add_fast, '-': _sub_fast, '*': _mul_fast, '@': _matmul_fast, 'relu': _relu_fast,
-                'sum': _sum_fast, 'mean': _mean_fast}
+Tensor._fast = {'+': _add_fast, '-': _add_fast, '*': _mul_fast, '@': _matmul_fast, 'relu': _relu_fast,
+                'sum': _sum_fast, 'mean': _sum_fast}
 
 _no_settings = {}  # shared by the nodes of ops without settings, as Value's class attribute _ctx is: never changed
 
