@@ -7,7 +7,7 @@ __all__ = ['Module', 'Neuron', 'Layer', 'MLP']
 
 # %% ../nbs/02_nn.ipynb #cb65b92a
 from operator import mul
-from .engine import Value
+from .engine import Value, _node_kinds
 from .checks import describe, need_int, need_seed, need_values
 
 # %% ../nbs/02_nn.ipynb #2f23d33f
@@ -27,7 +27,7 @@ class Module:
 
 def _named(name, x):
     "The `(name, parameter)` pairs in the attribute `x`: a parameter, a `Module`, or a list, tuple or dict of them"
-    if hasattr(x, '_zero'): return [(name, x)]  # a Value or a Tensor
+    if isinstance(x, tuple(_node_kinds)): return [(name, x)]  # a Value, or a Tensor once its chapter has run
     if isinstance(x, Module): return [(f'{name}.{n}', p) for n, p in x.named_parameters()]
     items = x.items() if isinstance(x, dict) else enumerate(x) if isinstance(x, (list, tuple)) else []
     return [pair for key, item in items for pair in _named(f'{name}.{key}', item)]

