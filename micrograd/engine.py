@@ -34,13 +34,15 @@ def _real(x):
     return float(x)
 
 # %% ../nbs/00_engine.ipynb #50d6da93
+_zero = 0.0  # where every grad starts: one float object, which backward's walk can recognise (see below)
+
 class Value:
     "A scalar that remembers the op and children that made it, so gradients can flow back"
     __slots__ = ('data', 'grad', 'label', '_op', '_left', '_right')
     __array_ufunc__ = None  # numpy defers to our reflected ops: np.float64(2) * v is a Value
 
     def __init__(self, data, _children=(), _op='', label=''):
-        self.data, self.grad, self.label = data if type(data) is float else _as_float(data), 0.0, label
+        self.data, self.grad, self.label = data if type(data) is float else _as_float(data), _zero, label
         self._op, self._left, self._right = '', None, None
         if _children and is_grad_enabled(): (self._left, self._right), self._op = _two_children(_children), _op
 
@@ -110,7 +112,7 @@ def __add__(self:Value, other):
     "`self + other`"
     if type(other) is not Value: other = Value._lift(other, '+')
     out = _new(Value)
-    out.data, out.grad, out.label = self.data + other.data, 0.0, ''
+    out.data, out.grad, out.label = self.data + other.data, _zero, ''
     if _paused == 0 or is_grad_enabled(): out._op, out._left, out._right = '+', self, other
     else: out._op, out._left, out._right = '', None, None
     return out
@@ -126,7 +128,7 @@ def __mul__(self:Value, other):
     "`self * other`"
     if type(other) is not Value: other = Value._lift(other, '*')
     out = _new(Value)
-    out.data, out.grad, out.label = self.data * other.data, 0.0, ''
+    out.data, out.grad, out.label = self.data * other.data, _zero, ''
     if _paused == 0 or is_grad_enabled(): out._op, out._left, out._right = '*', self, other
     else: out._op, out._left, out._right = '', None, None
     return out
@@ -160,7 +162,7 @@ def __rmul__(self:Value, other):
 def tanh(self:Value):
     "Hyperbolic tangent"
     out = _new(Value)
-    out.data, out.grad, out.label = math.tanh(self.data), 0.0, ''
+    out.data, out.grad, out.label = math.tanh(self.data), _zero, ''
     if _paused == 0 or is_grad_enabled(): out._op, out._left, out._right = 'tanh', self, None
     else: out._op, out._left, out._right = '', None, None
     return out
@@ -176,7 +178,7 @@ def relu(self:Value):
     "max(0, self): negative numbers become 0, nan stays nan"
     x = self.data
     out = _new(Value)
-    out.data, out.grad, out.label = 0.0 if x <= 0.0 else x, 0.0, ''
+    out.data, out.grad, out.label = 0.0 if x <= 0.0 else x, _zero, ''
     if _paused == 0 or is_grad_enabled(): out._op, out._left, out._right = 'relu', self, None
     else: out._op, out._left, out._right = '', None, None
     return out
@@ -189,19 +191,22 @@ def _relu_rule(g, out, x):
 # %% ../nbs/00_engine.ipynb #bab236be
 def _backward_order(root, zero, order, old, leaves, earlier):
     """Fill `order` with the nodes with children that `root` depends on, each after its children, and `leaves` with
-    the leaves; `old` and `earlier` get the grads they had, which are set to `zero` on the way"""
+    the leaves; every grad becomes `zero`, and `old` (inner nodes) and `earlier` (leaves) get (node, grad) for those
+    that were not"""
     visited, stack = set(), [root]
     while stack:
         node = stack.pop()
         if node is None:  # the marker: the node below it has all its children in the order
             node = stack.pop()
-            order.append(node); old.append(node.grad); node.grad = zero
+            if node.grad is not zero: old.append((node, node.grad)); node.grad = zero
+            order.append(node)
             continue
         if node in visited: continue
         visited.add(node)
         left, right = node._left, node._right
         if left is None:
-            leaves.append(node); earlier.append(node.grad); node.grad = zero
+            if node.grad is not zero: earlier.append((node, node.grad)); node.grad = zero
+            leaves.append(node)
             continue
         stack.append(node); stack.append(None)  # two appends: faster than += (node, None)
         if left not in visited: stack.append(left)
@@ -249,7 +254,7 @@ def _relu_fast(n):
     if n.data != 0.0: n._left.grad += n.grad
 
 Value._fast = {'+': _add_fast, '*': _mul_fast, 'tanh': _tanh_fast, 'relu': _relu_fast}
-Value._zero, Value._arrays = 0.0, False
+Value._zero, Value._arrays = _zero, False
 
 # %% ../nbs/00_engine.ipynb #ded2cd4a
 def backpropagate(root, # the output: a Value (or a Tensor)
@@ -264,19 +269,18 @@ def backpropagate(root, # the output: a Value (or a Tensor)
         needed = None if inputs is None else _on_paths_to(inputs, order)
         fast = {} if create_graph else root._fast
         root.grad = seed
-        for node in reversed(order):
-            f = fast.get(node._op)
-            if f is not None: f(node)
-            elif node.grad is not None and (needed is None or node in needed): _pass_back(node, create_graph)
+        def by_rule(node):
+            if node.grad is not None and (needed is None or node in needed): _pass_back(node, create_graph)
+        for node in reversed(order): fast.get(node._op, by_rule)(node)
         if inputs is not None:
             reached = set(order).union(leaves)
             grads = tuple(x.grad if x in reached else None for x in inputs)
-            _restore(order, old); _restore(leaves, earlier)
+            _restore(zero, order, old); _restore(zero, leaves, earlier)
             return grads
-        for leaf, g in zip(leaves, earlier):  # leaves accumulate: this pass's gradient plus the earlier one
+        for leaf, g in earlier:  # leaves accumulate: this pass's gradient plus the earlier one
             if g is not None: leaf.grad = g if leaf.grad is None else leaf.grad + g
     except BaseException:  # a rule failed, or Ctrl-C: put every grad back as it was
-        _restore(order, old); _restore(leaves, earlier)
+        _restore(zero, order, old); _restore(zero, leaves, earlier)
         raise
 
 def _on_paths_to(inputs, order):
@@ -286,8 +290,10 @@ def _on_paths_to(inputs, order):
         if node._left in needed or node._right in needed: needed.add(node)
     return needed
 
-def _restore(nodes, grads):
-    for node, g in zip(nodes, grads): node.grad = g
+def _restore(zero, nodes, kept):
+    "Every grad of `nodes` as it was before the walk: `zero`, or the grad that `kept` has for the node"
+    for node in nodes: node.grad = zero
+    for node, g in kept: node.grad = g
 
 @patch
 def backward(self:Value):
@@ -334,7 +340,7 @@ def _build(cls:Value, data, op, left, right, settings):
     "The `Value` node an op returns"
     if settings: raise TypeError(f"{op} takes no settings for a Value, got {', '.join(settings)}")
     out = _new(Value)
-    out.data, out.grad, out.label = data if type(data) is float else float(data), 0.0, ''
+    out.data, out.grad, out.label = data if type(data) is float else float(data), _zero, ''
     if _paused == 0 or is_grad_enabled(): out._op, out._left, out._right = op, left, right
     else: out._op, out._left, out._right = '', None, None
     return out

@@ -210,10 +210,10 @@ class GPT(_Sized):
 
     def __call__(self, idx):
         "The (B, T, vocab_size) logits of the next token after each position of the (B, T) token ids `idx`"
-        return self._forward(_token_ids(idx, self, 'GPT'))
+        return self.forward(_token_ids(idx, self, 'GPT'))
 
-    def _forward(self, idx):
-        "The logits for `idx`, an int array already checked: `loss` and `generate` call this"
+    def forward(self, idx):
+        "The logits for `idx`, a (B, T) int array of ids: what calling the model computes after checking `idx`"
         x = rms_norm(self.wte(idx) + self.wpe(np.arange(idx.shape[1])))
         for block in self.h: x = block(x)
         return x @ self.lm_head
@@ -268,7 +268,7 @@ def loss(self:GPT,
     if picked.min() < 0 or picked.max() >= self.vocab_size:
         raise ValueError(f"GPT.loss() needs targets from 0 to {self.vocab_size - 1}, or -1 for padding, "
                          f"got {picked.min()} to {picked.max()}")
-    return -self._forward(idx).log_softmax(axis=-1)[rows, cols, picked].mean()
+    return -self.forward(idx).log_softmax(axis=-1)[rows, cols, picked].mean()
 
 # %% ../nbs/13_gpt.ipynb #4ed28b77
 @patch
@@ -308,7 +308,7 @@ def generate(self:GPT,
     rng = need_seed(seed, 'GPT.generate', numpy=True)
     with no_grad():
         for _ in range(n):
-            logits = self._forward(idx[:, -self.block_size:]).data[:, -1] / temperature
+            logits = self.forward(idx[:, -self.block_size:]).data[:, -1] / temperature
             probs = np.exp(logits - logits.max(axis=1, keepdims=True))
             cumulative = np.cumsum(probs / probs.sum(axis=1, keepdims=True), axis=1)
             drawn = (cumulative < rng.random((len(idx), 1))).sum(axis=1)  # the first token past the draw

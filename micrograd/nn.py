@@ -7,6 +7,7 @@ __all__ = ['Module', 'Neuron', 'Layer', 'MLP']
 
 # %% ../nbs/02_nn.ipynb #cb65b92a
 from operator import mul
+from fastcore.basics import patch
 from .engine import Value, _node_kinds
 from .checks import describe, need_int, need_seed, need_values
 
@@ -52,12 +53,8 @@ class Neuron(Module):
         self.w = [Value(rng.uniform(-1, 1)) for _ in range(self.nin)]
         self.b = Value(0.0)
 
-    def __call__(self, x):
-        "The neuron's output for the `nin` numbers or `Value`s in `x`"
-        return self._forward(_inputs(self, x))
-
-    def _forward(self, x):
-        "The output for `x`, a list of `nin` `Value`s, without checks: layers call this"
+    def forward(self, x):
+        "The output for `x`, a list of `nin` `Value`s: what calling the neuron computes, once it has checked `x`"
         out = sum(map(mul, self.w, x), self.b)
         return out if self._act is None else self._act(out)
 
@@ -70,6 +67,12 @@ def _inputs(model, x):
     if len(x) != model.nin: raise ValueError(f"{model!r} takes {model.nin} inputs, got {len(x)}")
     return x
 
+@patch
+def __call__(self:Module, x):
+    "The model's output for the `nin` numbers or `Value`s in `x`: a `Value` if there is one output, else a list"
+    out = self.forward(_inputs(self, x))
+    return out[0] if type(out) is list and len(out) == 1 else out
+
 # %% ../nbs/02_nn.ipynb #a431728b
 class Layer(Module):
     "`nout` neurons, each with `nin` inputs and activation `act`"
@@ -79,14 +82,9 @@ class Layer(Module):
         rng = need_seed(seed, 'Layer')
         self.neurons = [Neuron(self.nin, act, seed=rng) for _ in range(self.nout)]
 
-    def __call__(self, x):
-        "The layer's outputs for the `nin` numbers or `Value`s in `x`: a `Value` if `nout` is 1, else a list"
-        out = self._forward(_inputs(self, x))
-        return out[0] if self.nout == 1 else out
-
-    def _forward(self, x):
-        "Every neuron's output for `x`, a list of `nin` `Value`s, without checks"
-        return [n._forward(x) for n in self.neurons]
+    def forward(self, x):
+        "Every neuron's output for `x`, a list of `nin` `Value`s"
+        return [n.forward(x) for n in self.neurons]
 
     def __repr__(self): return f"Layer({self.nin} -> {self.nout}, act={self.act!r})"
 
@@ -106,11 +104,10 @@ class MLP(Module):
         self.layers = [Layer(sizes[i], sizes[i + 1], act if i < len(nouts) - 1 else out_act, seed=rng)
                        for i in range(len(nouts))]
 
-    def __call__(self, x):
-        "The network's outputs for the `nin` numbers or `Value`s in `x`: a `Value` if there is one output, else a list"
-        x = _inputs(self, x)
-        for layer in self.layers: x = layer._forward(x)
-        return x[0] if len(x) == 1 else x
+    def forward(self, x):
+        "The last layer's outputs for `x`, a list of `nin` `Value`s: each layer's outputs are the next one's inputs"
+        for layer in self.layers: x = layer.forward(x)
+        return x
 
     def __repr__(self):
         return f"MLP({self.nin} -> {self.nouts}, act={self.act!r}, out_act={self.out_act!r})"

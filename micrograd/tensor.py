@@ -78,7 +78,8 @@ def __bool__(self:Tensor):
 def _lift(cls:Tensor, x, op, reflected=False):
     "`x` as a Tensor: a number or an array becomes a constant, anything else is a TypeError naming `op`"
     if isinstance(x, Tensor): return x
-    if type(x) is float or type(x) is int: return _constant(np.array(float(x)))  # the usual case, in one step
+    if type(x) is float or type(x) is int: return _constant(np.array(float(x)))  # the usual cases, in one step
+    if type(x) is np.ndarray and x.dtype == np.float64: return _constant(x.copy())
     try: return Tensor(x)
     except TypeError:
         operands = f"{describe(x)} and Tensor" if reflected else f"Tensor and {describe(x)}"
