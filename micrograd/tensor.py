@@ -214,9 +214,16 @@ def _axes(axis, ndim, fn):
     except ValueError as e:
         raise ValueError(f"{fn}() got axis {axis} for a tensor with {ndim} axes: {e}") from None
 
+_all_axes = {'axis': None, 'keepdims': False}  # the settings of a reduction over every axis: shared, never changed
+
+def _reduced(axis, keepdims, ndim, fn):
+    "The settings of a reduction: `_all_axes`, or `axis` checked (as a tuple) and `keepdims`"
+    if axis is None and keepdims is False: return _all_axes
+    return {'axis': _axes(axis, ndim, fn), 'keepdims': bool(keepdims)}
+
 def _kept(shape, axes):
-    "`shape` with the `axes` reduced to 1, as keepdims=True leaves them"
-    return tuple(1 if i in axes else n for i, n in enumerate(shape))
+    "`shape` with the `axes` (None: all) reduced to 1, as keepdims=True leaves them"
+    return tuple(1 if axes is None or i in axes else n for i, n in enumerate(shape))
 
 def _sum_rule(g, out, x, axis, keepdims):
     "d(sum x)/dx_i = 1: every number gets the gradient of the sum it went into"
@@ -230,11 +237,12 @@ def sum(self:Tensor,
         axis=None,         # an int, a list or tuple of ints, or None for all
         keepdims=False):   # keep the reduced axes, with size 1
     "The sum over `axis`"
-    settings = {'axis': _axes(axis, self.ndim, 'sum'), 'keepdims': bool(keepdims)}
-    return _build_tensor(Tensor, np.add.reduce(self.data, **settings), 'sum', self, None, settings)  # _sum's node
+    settings = _reduced(axis, keepdims, self.ndim, 'sum')
+    total = np.add.reduce(self.data, settings['axis'], None, None, settings['keepdims'])  # by position: faster
+    return _build_tensor(Tensor, total, 'sum', self, None, settings)  # _sum's node
 
 # %% ../nbs/11_tensor.ipynb #debceabd
-def _count(shape, axes): return math.prod(shape[i] for i in axes)
+def _count(shape, axes): return math.prod(shape if axes is None else [shape[i] for i in axes])
 
 def _averaged(x, axis, keepdims):
     "The mean over `axis`; of no numbers, nan (without numpy's warning)"
@@ -253,7 +261,7 @@ def mean(self:Tensor,
          axis=None,        # an int, a list or tuple of ints, or None for all
          keepdims=False):  # keep the reduced axes, with size 1
     "The mean over `axis`"
-    settings = {'axis': _axes(axis, self.ndim, 'mean'), 'keepdims': bool(keepdims)}
+    settings = _reduced(axis, keepdims, self.ndim, 'mean')
     return _build_tensor(Tensor, _averaged(self.data, **settings), 'mean', self, None, settings)  # _mean's node, at once
 
 # %% ../nbs/11_tensor.ipynb #32b1fdd0
@@ -619,3 +627,8 @@ def _direct(f, reflected=False):
 
 Tensor.__add__, Tensor.__sub__, Tensor.__mul__, Tensor.__matmul__ = (_direct(f) for f in (add, sub, mul, matmul))
 Tensor.__radd__, Tensor.__rsub__, Tensor.__rmul__ = (_direct(f, reflected=True) for f in (add, sub, mul))
+
+@patch
+def relu(self:Tensor):
+    "max(0, self) elementwise, nan staying nan: the op `relu`, built directly"
+    return _build_tensor(Tensor, _relu_array(self.data), 'relu', self, None, _no_settings)
