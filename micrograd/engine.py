@@ -34,7 +34,7 @@ def _real(x):
     return float(x)
 
 # %% ../nbs/00_engine.ipynb #50d6da93
-_zero = 0.0  # where every grad starts: one float object, which backward's walk can recognise (see below)
+_zero = 0.0  # every grad starts as this one float object, which backward's walk recognises (see below)
 
 class Value:
     "A scalar that remembers the op and children that made it, so gradients can flow back"
@@ -190,9 +190,9 @@ def _relu_rule(g, out, x):
 
 # %% ../nbs/00_engine.ipynb #bab236be
 def _backward_order(root, zero, order, old, leaves, earlier):
-    """Fill `order` with the nodes with children that `root` depends on, each after its children, and `leaves` with
-    the leaves; every grad becomes `zero`, and `old` (inner nodes) and `earlier` (leaves) get (node, grad) for those
-    that were not"""
+    """Fill `order` with the nodes with children that `root` depends on, each after its children, and
+    `leaves` with the leaves; every grad becomes `zero`, and `old` (inner nodes) and `earlier` (leaves) get
+    (node, grad) for each grad that was not zero"""
     visited, stack = set(), [root]
     while stack:
         node = stack.pop()

@@ -213,7 +213,7 @@ class GPT(_Sized):
         return self.forward(_token_ids(idx, self, 'GPT'))
 
     def forward(self, idx):
-        "The logits for `idx`, a (B, T) int array of ids: what calling the model computes after checking `idx`"
+        "The logits for `idx`, a (B, T) int array of ids (calling the model checks `idx`, then runs this)"
         x = rms_norm(self.wte(idx) + self.wpe(np.arange(idx.shape[1])))
         for block in self.h: x = block(x)
         return x @ self.lm_head

@@ -54,7 +54,7 @@ class Neuron(Module):
         self.b = Value(0.0)
 
     def forward(self, x):
-        "The output for `x`, a list of `nin` `Value`s: what calling the neuron computes, once it has checked `x`"
+        "The output for `x`, a list of `nin` `Value`s (calling the neuron checks `x`, then runs this)"
         out = sum(map(mul, self.w, x), self.b)
         return out if self._act is None else self._act(out)
 
@@ -69,7 +69,7 @@ def _inputs(model, x):
 
 @patch
 def __call__(self:Module, x):
-    "The model's output for the `nin` numbers or `Value`s in `x`: a `Value` if there is one output, else a list"
+    "The output for the `nin` numbers or `Value`s in `x`: a `Value` if there is one output, else a list"
     out = self.forward(_inputs(self, x))
     return out[0] if type(out) is list and len(out) == 1 else out
 
@@ -105,7 +105,7 @@ class MLP(Module):
                        for i in range(len(nouts))]
 
     def forward(self, x):
-        "The last layer's outputs for `x`, a list of `nin` `Value`s: each layer's outputs are the next one's inputs"
+        "The last layer's outputs for `x`, a list of `nin` `Value`s, each layer feeding the next"
         for layer in self.layers: x = layer.forward(x)
         return x
 

@@ -214,7 +214,7 @@ def _axes(axis, ndim, fn):
     except ValueError as e:
         raise ValueError(f"{fn}() got axis {axis} for a tensor with {ndim} axes: {e}") from None
 
-_all_axes = {'axis': None, 'keepdims': False}  # the settings of a reduction over every axis: shared, never changed
+_all_axes = {'axis': None, 'keepdims': False}  # a reduction over every axis: shared settings, never changed
 
 def _reduced(axis, keepdims, ndim, fn):
     "The settings of a reduction: `_all_axes`, or `axis` checked (as a tuple) and `keepdims`"
@@ -238,7 +238,7 @@ def sum(self:Tensor,
         keepdims=False):   # keep the reduced axes, with size 1
     "The sum over `axis`"
     settings = _reduced(axis, keepdims, self.ndim, 'sum')
-    total = np.add.reduce(self.data, settings['axis'], None, None, settings['keepdims'])  # by position: faster
+    total = np.add.reduce(self.data, settings['axis'], None, None, settings['keepdims'])  # positional: faster
     return _build_tensor(Tensor, total, 'sum', self, None, settings)  # _sum's node
 
 # %% ../nbs/11_tensor.ipynb #debceabd
