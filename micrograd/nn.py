@@ -26,6 +26,10 @@ class Module:
         "Set the `.grad` of every parameter back to where a gradient starts: 0 for a `Value`, None for a `Tensor`"
         for p in self.parameters(): p.grad = p._zero
 
+    def forward(self, x):
+        "What the module computes from `x`: each kind of module defines it, and calling the module runs it"
+        raise NotImplementedError(f"{type(self).__name__} defines no forward(x), which calling it runs")
+
 def _named(name, x):
     "The `(name, parameter)` pairs in the attribute `x`: a parameter, a `Module`, or a list, tuple or dict of them"
     if isinstance(x, tuple(_node_kinds)): return [(name, x)]  # a Value, or a Tensor once its chapter has run
@@ -62,9 +66,9 @@ class Neuron(Module):
 
 # %% ../nbs/02_nn.ipynb #624da549
 def _inputs(model, x):
-    "`x` as a list of `model.nin` `Value`s (numbers wrapped once), else an error naming the model"
-    x = need_values(x, 'x', type(model).__name__)
-    if len(x) != model.nin: raise ValueError(f"{model!r} takes {model.nin} inputs, got {len(x)}")
+    "`x` as a list of `Value`s (numbers wrapped once), `model.nin` of them if it says, else an error naming the model"
+    x, nin = need_values(x, 'x', type(model).__name__), getattr(model, 'nin', None)
+    if nin is not None and len(x) != nin: raise ValueError(f"{model!r} takes {nin} inputs, got {len(x)}")
     return x
 
 @patch
