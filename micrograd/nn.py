@@ -26,10 +26,6 @@ class Module:
         "Set the `.grad` of every parameter back to where a gradient starts: 0 for a `Value`, None for a `Tensor`"
         for p in self.parameters(): p.grad = p._zero
 
-    def forward(self, x):
-        "What the module computes from `x`: each kind of module defines it, and calling the module runs it"
-        raise NotImplementedError(f"{type(self).__name__} defines no forward(x), which calling it runs")
-
 def _named(name, x):
     "The `(name, parameter)` pairs in the attribute `x`: a parameter, a `Module`, or a list, tuple or dict of them"
     if isinstance(x, tuple(_node_kinds)): return [(name, x)]  # a Value, or a Tensor once its chapter has run
